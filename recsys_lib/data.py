@@ -389,7 +389,8 @@ def _read_ml1m(folder: Path) -> MovieLens:
 def _read_double_colon(path: Path, columns: list[str], encoding: str) -> pd.DataFrame:
     # Titles contain single colons, never "::", so splitting on the exact string is safe.
     text = path.read_bytes().decode(encoding)
-    rows = [line.split("::") for line in text.splitlines() if line]
+    # split on "\n" only: str.splitlines() would also break Latin-1 text at bytes like 0x85
+    rows = [line.rstrip("\r").split("::") for line in text.split("\n") if line.strip()]
     bad = [i for i, row in enumerate(rows, 1) if len(row) != len(columns)]
     if bad:
         raise DatasetError(f"{path}: line {bad[0]} does not have {len(columns)} '::' fields")
