@@ -1,0 +1,168 @@
+"""Train one model on one dataset and evaluate it honestly (notebook 05 explains the protocol).
+
+    python -m recsys_lib.benchmark --model ease --dataset ml-100k \\
+        --data-dir ../shared/datasets --out results/ml-100k/ease [--quick]
+
+Protocol: leave-last-out split (per user, last interaction = test, the one before =
+validation). Every configuration in the model's grid is trained on the training part and
+scored on validation (NDCG@10, full ranking over the catalogue, seen items excluded); the
+best one is retrained on training + validation (so the validation interaction is history, as
+it would be in production) and evaluated once on test. Writes:
+
+* ``metrics.json``: test HR, NDCG, MRR and recall at 10, the validation score of every
+  configuration, the chosen parameters, split sizes, seed, wall time, library versions;
+* ``recommendations.csv``: ``user_id,rank,item_id``, the top 100 per test user (original ids).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from recsys_lib.config import set_seed
+from recsys_lib.data import DATASET_NAMES, load_movielens
+from recsys_lib.metrics import evaluate_ranking, relevant_items
+from recsys_lib.splits import leave_last_out
+
+K = 10
+TOP_N_SAVED = 100
+SELECTION_METRIC = f"ndcg@{K}"
+TEST_METRICS = ("hit_rate", "ndcg", "mrr", "recall")
+
+
+def _grid(**axes) -> list[dict]:
+    keys = list(axes)
+    return [dict(zip(keys, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+def _factory(module: str, cls: str, needs_items: bool = False, seeded: bool = False):
+    def make(params: dict, items: pd.DataFrame, seed: int):
+        model_cls = getattr(__import__(f"recsys_lib.models.{module}", fromlist=[cls]), cls)
+        extra = {"seed": seed} if seeded else {}
+        return model_cls(items, **params) if needs_items else model_cls(**params, **extra)
+    return make
+
+
+#: name -> (factory, full grid, quick grid). Grids are small on purpose: each point is a fit.
+MODELS: dict[str, tuple[Callable, list[dict], list[dict]]] = {
+    "random": (_factory("baselines", "RandomRecommender", seeded=True), [{}], [{}]),
+    "popularity": (_factory("baselines", "PopularityRecommender"), [{}], [{}]),
+    "content": (_factory("content", "ContentBasedRecommender", needs_items=True),
+                _grid(use_titles=[True, False], weight_by_rating=[True, False]),
+                [{"weight_by_rating": True}]),
+    "item_knn": (_factory("neighbours", "ItemKNNRecommender"),
+                 _grid(k=[20, 50, 100, 200], shrinkage=[0.0, 10.0, 50.0]),
+                 [{"k": 50, "shrinkage": 10.0}]),
+    "user_knn": (_factory("neighbours", "UserKNNRecommender"),
+                 _grid(k=[20, 50, 100, 200], shrinkage=[0.0, 10.0, 50.0]),
+                 [{"k": 50, "shrinkage": 10.0}]),
+    "ease": (_factory("linear", "EASERecommender"),
+             _grid(l2=[50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0]), [{"l2": 500.0}]),
+}
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the main libraries, for metrics.json."""
+    out = {"python": platform.python_version()}
+    for name in ("numpy", "pandas", "scipy", "tensorflow", "keras"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def validation_scores(model_name: str, grid: list[dict], split, items: pd.DataFrame,
+                      seed: int, progress: bool = True) -> list[dict]:
+    """Fit every configuration on train and score it on validation; one dict per point."""
+    from tqdm.auto import tqdm
+
+    factory = MODELS[model_name][0]
+    relevant = relevant_items(split.val)
+    results = []
+    bar = tqdm(grid, desc=f"{model_name}: tuning on validation", disable=not progress)
+    for params in bar:
+        set_seed(seed)
+        start = time.perf_counter()
+        model = factory(params, items, seed).fit(split.train)
+        recs = model.recommend(list(relevant), k=K)
+        score = evaluate_ranking(recs, relevant, k=K, metrics=("ndcg", "hit_rate"))
+        results.append({"params": params, f"val_{SELECTION_METRIC}": score[SELECTION_METRIC],
+                        f"val_hit_rate@{K}": score[f"hit_rate@{K}"],
+                        "fit_seconds": round(time.perf_counter() - start, 2)})
+        bar.set_postfix({SELECTION_METRIC: f"{score[SELECTION_METRIC]:.4f}"})
+    return results
+
+
+def run(model_name: str, dataset: str, out: Path, data_dir: str | None = None,
+        quick: bool = False, seed: int = 42, progress: bool = True) -> dict:
+    """Run the protocol in the module docstring and write the two files into ``out``.
+
+    Returns:
+        The content of metrics.json.
+
+    Raises:
+        ValueError: unknown model or dataset name.
+    """
+    if model_name not in MODELS:
+        raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(MODELS)}")
+    started = time.perf_counter()
+    ratings, items = load_movielens(dataset, data_dir)
+    split = leave_last_out(ratings, validation=True, short_users="train")
+    factory, full_grid, quick_grid = MODELS[model_name]
+    tuning = validation_scores(model_name, quick_grid if quick else full_grid, split, items,
+                               seed, progress)
+    best = max(tuning, key=lambda r: r[f"val_{SELECTION_METRIC}"])
+    set_seed(seed)
+    final = factory(best["params"], items, seed).fit(pd.concat([split.train, split.val]))
+    test_users = split.test["user_id"].tolist()
+    recs = final.recommend(test_users, k=TOP_N_SAVED)
+    test = evaluate_ranking(recs, relevant_items(split.test), k=K, metrics=TEST_METRICS)
+    result = {
+        "model": model_name, "dataset": dataset, "protocol": "leave-last-out, full ranking, "
+        "seen items excluded, tuned on validation NDCG@10, retrained on train+validation",
+        "test": {k: v for k, v in test.items() if "@" in k},
+        "best_params": best["params"], "validation": tuning,
+        "split": {part: int(len(getattr(split, part))) for part in ("train", "val", "test")}
+        | {"users": int(ratings["user_id"].nunique()), "items": int(len(final.items_)),
+           "short_users": split.notes["short_users"]},
+        "seed": seed, "quick": quick, "wall_seconds": round(time.perf_counter() - started, 1),
+        "versions": versions(),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
+    rows = [(u, rank, item) for u in test_users for rank, item in enumerate(recs[u], start=1)]
+    pd.DataFrame(rows, columns=["user_id", "rank", "item_id"]).to_csv(
+        out / "recommendations.csv", index=False)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m recsys_lib.benchmark",
+        description="Train one model on one dataset (leave-last-out) and evaluate it on test.")
+    parser.add_argument("--model", required=True, choices=sorted(MODELS))
+    parser.add_argument("--dataset", required=True, choices=DATASET_NAMES)
+    parser.add_argument("--data-dir", default=None, help="folder holding <dataset>/ files")
+    parser.add_argument("--out", required=True, type=Path, help="folder for the two files")
+    parser.add_argument("--quick", action="store_true", help="one configuration, for tests")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args(argv)
+    result = run(args.model, args.dataset, args.out, args.data_dir, args.quick, args.seed)
+    metrics = ", ".join(f"{k}={v:.4f}" for k, v in result["test"].items())
+    print(f"{args.model} on {args.dataset}: {metrics} ({result['wall_seconds']} s)")
+    print(f"wrote {args.out / 'metrics.json'} and {args.out / 'recommendations.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

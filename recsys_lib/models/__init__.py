@@ -1,0 +1,9 @@
+"""Recommenders behind one interface (see :mod:`recsys_lib.models.base`)."""
+
+from recsys_lib.models.base import Recommender, top_k_indices
+from recsys_lib.models.baselines import PopularityRecommender, RandomRecommender
+from recsys_lib.models.linear import EASERecommender
+from recsys_lib.models.neighbours import ItemKNNRecommender, UserKNNRecommender
+
+__all__ = ["Recommender", "top_k_indices", "PopularityRecommender", "RandomRecommender",
+           "EASERecommender", "ItemKNNRecommender", "UserKNNRecommender"]
