@@ -16,7 +16,10 @@ from recsys_lib.exercises.core import (
     call_answer,
 )
 
-LESSONS = ("ex00", "ex01")
+from pathlib import Path as _Path
+
+#: Every lesson with exercises: the modules ``exNN.py`` in this package, in order.
+LESSONS = tuple(sorted(p.stem for p in _Path(__file__).parent.glob("ex[0-9][0-9].py")))
 
 __all__ = ["CORRECT", "ERROR", "INCORRECT", "NOT_ANSWERED", "ExerciseSet", "Incorrect",
            "NotAnswered", "Question", "call_answer", "LESSONS", "load_lesson"]

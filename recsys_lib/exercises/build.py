@@ -15,6 +15,7 @@ The source is itself a valid Python file that runs the solutions. Usage (reposit
     python -m recsys_lib.exercises.build            # write exercises/ and solutions/
     python -m recsys_lib.exercises.build --execute  # ... and execute the solutions
     python -m recsys_lib.exercises.build --check    # exit 1 if a notebook drifted
+    python -m recsys_lib.exercises.build --only ex02 --execute   # one lesson
 
 Notebook 00 explains how learners use the generated notebooks.
 """
@@ -175,12 +176,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="only report drift; exit 1 if any")
     parser.add_argument("--execute", action="store_true", help="execute the solutions")
+    parser.add_argument("--only", metavar="exNN", help="build one lesson, e.g. ex02")
     args = parser.parse_args(argv)
+    chosen = [s for s in sources() if args.only is None or s.stem.startswith(f"{args.only}_")]
+    if not chosen:
+        parser.error(f"no exercise source matches {args.only!r} in {SOURCE_DIR}")
     if args.check:
-        problems = [p for s in sources() for p in drifted(s)]
+        problems = [p for s in chosen for p in drifted(s)]
         print("\n".join(problems) or "exercises and solutions match their sources")
         return 1 if problems else 0
-    for source in sources():
+    for source in chosen:
         for variant in ("exercise", "solution"):
             path = target_path(source, variant)
             built = build_notebook(source, variant)
