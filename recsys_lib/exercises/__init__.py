@@ -4,6 +4,8 @@ Each lesson has a module ``exNN`` whose questions a learner imports with
 ``from recsys_lib.exercises.ex01 import *`` (``q1``, ``q2``, ..., ``summary``).
 """
 
+from pathlib import Path as _Path
+
 from recsys_lib.exercises.core import (
     CORRECT,
     ERROR,
@@ -15,8 +17,6 @@ from recsys_lib.exercises.core import (
     Question,
     call_answer,
 )
-
-from pathlib import Path as _Path
 
 #: Every lesson with exercises: the modules ``exNN.py`` in this package, in order.
 LESSONS = tuple(sorted(p.stem for p in _Path(__file__).parent.glob("ex[0-9][0-9].py")))

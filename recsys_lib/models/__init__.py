@@ -1,4 +1,9 @@
-"""Recommenders behind one interface (see :mod:`recsys_lib.models.base`)."""
+"""Recommenders behind one interface (see :mod:`recsys_lib.models.base`).
+
+The NumPy/SciPy models are importable from here. Keras models live in their own modules
+(``recsys_lib.models.deep``, ``.transformer``, ``.sasrec``) so that importing this package
+does not import TensorFlow.
+"""
 
 from recsys_lib.models.base import Recommender, top_k_indices
 from recsys_lib.models.baselines import PopularityRecommender, RandomRecommender

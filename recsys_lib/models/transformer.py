@@ -1,0 +1,161 @@
+"""Keras building blocks of a Transformer over item sequences (notebook 09 builds them).
+
+Conventions: sequences hold item *indices* 1..n_items with 0 as padding, padded on the left,
+so the most recent item is always the last position. Masks are boolean, True = a real item.
+All layers are registered for ``.keras`` serialisation under the package ``recsys_lib``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def sinusoidal_positions(length: int, d_model: int) -> np.ndarray:
+    """The fixed sinusoidal position encodings of "Attention is all you need".
+
+    PE[t, 2i] = sin(t / 10000^(2i/d)), PE[t, 2i+1] = cos(t / 10000^(2i/d)).
+
+    Args:
+        length: number of positions (>= 1).
+        d_model: encoding size (>= 2, even).
+
+    Returns:
+        (length, d_model) float32 array.
+
+    Raises:
+        ValueError: bad sizes.
+    """
+    if length < 1 or d_model < 2 or d_model % 2:
+        raise ValueError(f"need length >= 1 and an even d_model >= 2, got {length}, {d_model}")
+    positions = np.arange(length)[:, None]
+    rates = 1.0 / 10000 ** (np.arange(0, d_model, 2) / d_model)
+    pe = np.zeros((length, d_model), dtype=np.float32)
+    pe[:, 0::2] = np.sin(positions * rates)
+    pe[:, 1::2] = np.cos(positions * rates)
+    return pe
+
+
+@keras.saving.register_keras_serializable(package="recsys_lib")
+class ItemPositionEmbedding(keras.layers.Layer):
+    """Item embedding (scaled by sqrt(d_model)) plus a position embedding, then dropout.
+
+    Padding positions (item 0) are zeroed after the sum, so they carry no signal.
+
+    Args:
+        n_items: number of real items (indices 1..n_items; 0 is padding).
+        max_len: longest sequence.
+        d_model: embedding size.
+        dropout: dropout rate after the sum.
+        positions: ``"learned"`` or ``"sinusoidal"`` (fixed, not trained).
+    """
+
+    def __init__(self, n_items: int, max_len: int, d_model: int, dropout: float = 0.0,
+                 positions: str = "learned", **kwargs) -> None:
+        super().__init__(**kwargs)
+        if positions not in ("learned", "sinusoidal"):
+            raise ValueError(f"positions must be 'learned' or 'sinusoidal', got {positions!r}")
+        self.n_items, self.max_len, self.d_model = n_items, max_len, d_model
+        self.dropout_rate, self.positions = dropout, positions
+        self.item_embedding = keras.layers.Embedding(n_items + 1, d_model, name="items")
+        self.dropout = keras.layers.Dropout(dropout)
+        if positions == "learned":
+            self.position_embedding = keras.layers.Embedding(max_len, d_model, name="positions")
+
+    def build(self, input_shape) -> None:
+        self.item_embedding.build(input_shape)
+        if self.positions == "learned":
+            self.position_embedding.build((self.max_len,))
+        else:
+            self.fixed_positions = sinusoidal_positions(self.max_len, self.d_model)
+        self.built = True
+
+    def call(self, sequences, training=None):
+        length = ops.shape(sequences)[1]
+        x = self.item_embedding(sequences) * math.sqrt(self.d_model)  # (batch, T, d)
+        if self.positions == "learned":
+            pos = self.position_embedding(ops.arange(length))  # (T, d)
+        else:
+            pos = ops.convert_to_tensor(self.fixed_positions)[:length]
+        x = self.dropout(x + pos[None, :, :], training=training)
+        real = ops.cast(ops.not_equal(sequences, 0), x.dtype)[..., None]  # (batch, T, 1)
+        return x * real
+
+    def get_config(self) -> dict:
+        return super().get_config() | {
+            "n_items": self.n_items, "max_len": self.max_len, "d_model": self.d_model,
+            "dropout": self.dropout_rate, "positions": self.positions}
+
+
+@keras.saving.register_keras_serializable(package="recsys_lib")
+class CausalTransformerBlock(keras.layers.Layer):
+    """One Transformer block with causal self-attention over left-padded sequences.
+
+    pre-LN:  h = x + Drop(MHA(LN(x)));  y = h + Drop(FFN(LN(h)))
+    post-LN: h = LN(x + Drop(MHA(x)));  y = LN(h + Drop(FFN(h)))
+    FFN(z) = W2 gelu(W1 z + b1) + b2. Position t attends to real items at positions <= t
+    only; outputs at padding positions are set to 0.
+
+    Args:
+        d_model: width of the block's input and output.
+        num_heads: attention heads (d_model must be divisible by it).
+        d_ff: hidden width of the feed-forward network.
+        dropout: dropout rate on attention weights and both residual branches.
+        pre_ln: pre-LN (stable without warm-up; used by the course) or post-LN (original).
+    """
+
+    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0,
+                 pre_ln: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if d_model % num_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
+        self.d_model, self.num_heads, self.d_ff = d_model, num_heads, d_ff
+        self.dropout_rate, self.pre_ln = dropout, pre_ln
+        self.attention = keras.layers.MultiHeadAttention(
+            num_heads, d_model // num_heads, dropout=dropout, name="attention")
+        self.ffn_in = keras.layers.Dense(d_ff, activation="gelu", name="ffn_in")
+        self.ffn_out = keras.layers.Dense(d_model, name="ffn_out")
+        self.norm_attention = keras.layers.LayerNormalization(epsilon=1e-6, name="norm_attention")
+        self.norm_ffn = keras.layers.LayerNormalization(epsilon=1e-6, name="norm_ffn")
+        self.drop_attention = keras.layers.Dropout(dropout)
+        self.drop_ffn = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape) -> None:
+        self.attention.build(input_shape, input_shape)
+        self.norm_attention.build(input_shape)
+        self.norm_ffn.build(input_shape)
+        self.ffn_in.build(input_shape)
+        self.ffn_out.build((*input_shape[:-1], self.d_ff))
+        self.built = True
+
+    def call(self, x, real, training=None, return_attention_scores=False):
+        """Apply the block.
+
+        Args:
+            x: (batch, T, d_model).
+            real: (batch, T) boolean, True where the position holds a real item.
+            return_attention_scores: also return (batch, heads, T, T) attention weights.
+        """
+        # key padding mask (batch, 1, T) combined with the causal mask inside the layer
+        mask = ops.expand_dims(real, 1)
+        source = self.norm_attention(x) if self.pre_ln else x
+        attended, scores = self.attention(source, source, attention_mask=mask,
+                                          use_causal_mask=True, training=training,
+                                          return_attention_scores=True)
+        h = x + self.drop_attention(attended, training=training)
+        if not self.pre_ln:
+            h = self.norm_attention(h)
+        inner = self.norm_ffn(h) if self.pre_ln else h
+        y = h + self.drop_ffn(self.ffn_out(self.ffn_in(inner)), training=training)
+        if not self.pre_ln:
+            y = self.norm_ffn(y)
+        y = y * ops.cast(real, y.dtype)[..., None]
+        return (y, scores) if return_attention_scores else y
+
+    def get_config(self) -> dict:
+        return super().get_config() | {
+            "d_model": self.d_model, "num_heads": self.num_heads, "d_ff": self.d_ff,
+            "dropout": self.dropout_rate, "pre_ln": self.pre_ln}

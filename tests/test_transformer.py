@@ -1,0 +1,125 @@
+"""Keras Transformer block and the SASRec recommender: causality, masking, save/load, learning."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from recsys_lib.models.sasrec import (  # noqa: E402
+    SASRec,
+    SASRecRecommender,
+    left_pad,
+    training_windows,
+)
+from recsys_lib.models.transformer import (  # noqa: E402
+    CausalTransformerBlock,
+    ItemPositionEmbedding,
+    sinusoidal_positions,
+)
+
+
+def cyclic_histories(n_users=80, n_items=30, length=10, seed=0):
+    """Each user walks the items in a cycle from a random start: the next item is predictable."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for u in range(n_users):
+        start = rng.integers(n_items)
+        rows += [(u, int((start + t) % n_items) + 100, t) for t in range(length)]
+    return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+
+
+def test_sinusoidal_positions():
+    pe = sinusoidal_positions(10, 8)
+    assert pe.shape == (10, 8)
+    np.testing.assert_allclose(pe[0, 0::2], 0.0)
+    np.testing.assert_allclose(pe[0, 1::2], 1.0)
+    np.testing.assert_allclose(pe[3, 2], np.sin(3 / 10000 ** (2 / 8)), rtol=1e-6)
+    with pytest.raises(ValueError, match="even d_model"):
+        sinusoidal_positions(4, 5)
+
+
+def test_left_pad_keeps_the_most_recent_items():
+    np.testing.assert_array_equal(left_pad([[1, 2, 3, 4], [5]], 3), [[2, 3, 4], [0, 0, 5]])
+    inputs, targets = training_windows([np.arange(1, 8)], 3)
+    # every transition 1->2, ..., 6->7 is trained on exactly once
+    np.testing.assert_array_equal(inputs, [[4, 5, 6], [1, 2, 3]])
+    np.testing.assert_array_equal(targets, [[5, 6, 7], [2, 3, 4]])
+    inputs, targets = training_windows([np.arange(1, 4), np.array([9])], 5)
+    np.testing.assert_array_equal(inputs, [[0, 0, 0, 1, 2]])  # a 1-item history gives nothing
+    np.testing.assert_array_equal(targets, [[0, 0, 0, 2, 3]])
+
+
+@pytest.mark.parametrize("pre_ln", [True, False])
+def test_block_is_causal_and_ignores_padding(pre_ln):
+    keras.utils.set_random_seed(0)
+    embed = ItemPositionEmbedding(n_items=20, max_len=6, d_model=8)
+    block = CausalTransformerBlock(d_model=8, num_heads=2, d_ff=16, pre_ln=pre_ln)
+    seq = np.array([[0, 0, 3, 4, 5, 6]])
+
+    def run(s):
+        x = embed(s)
+        return keras.ops.convert_to_numpy(block(x, keras.ops.not_equal(s, 0)))
+
+    out = run(seq)
+    assert out.shape == (1, 6, 8)
+    np.testing.assert_array_equal(out[0, :2], 0.0)  # padding positions carry nothing
+    changed = seq.copy()
+    changed[0, 4:] = [17, 18]  # change the items after position 3
+    np.testing.assert_allclose(run(changed)[0, :4], out[0, :4], atol=1e-6)
+    assert not np.allclose(run(changed)[0, 4:], out[0, 4:])
+    with pytest.raises(ValueError, match="divisible"):
+        CausalTransformerBlock(d_model=10, num_heads=3, d_ff=8)
+
+
+def test_attention_never_looks_at_padding_or_the_future():
+    keras.utils.set_random_seed(1)
+    model = SASRec(n_items=10, max_len=5, d_model=8, num_heads=2, num_blocks=1)
+    seq = np.array([[0, 0, 1, 2, 3]])
+    _, maps = model.hidden(seq, return_attention=True)
+    weights = keras.ops.convert_to_numpy(maps[0])[0]  # (heads, T, T)
+    real_rows = weights[:, 2:, :]
+    np.testing.assert_array_equal(real_rows[:, :, :2], 0.0)  # no weight on padding keys
+    np.testing.assert_array_equal(np.triu(weights[0], 1), 0.0)  # none on the future
+    np.testing.assert_allclose(real_rows.sum(-1), 1.0, rtol=1e-6)
+
+
+def test_sasrec_learns_a_predictable_sequence_and_saves(tmp_path):
+    data = cyclic_histories()
+    last = data.groupby("user_id").tail(1)
+    train = data.drop(index=last.index)
+    model = SASRecRecommender(max_len=8, d_model=16, num_heads=2, num_blocks=1, epochs=40,
+                              learning_rate=5e-3, dropout=0.0, progress=False, seed=3)
+    model.fit(train, validation=last)
+    recs = model.recommend(last["user_id"].tolist(), k=1)
+    hits = np.mean([recs[u][0] == i for u, i in zip(last.user_id, last.item_id, strict=True)])
+    assert hits > 0.9, model.history_[-3:]
+    assert model.best_epoch_ >= 1 and "val_ndcg@10" in model.history_[-1] | model.history_[0]
+
+    path = tmp_path / "sasrec.keras"
+    model.save(str(path))
+    loaded = SASRecRecommender.load(str(path))
+    users = last["user_id"].tolist()[:5]
+    histories = [model.histories_[u] for u in users]
+    np.testing.assert_array_equal(loaded.score_histories(histories),
+                                  model.score_histories(histories))
+    history_ids = train.loc[train.user_id == users[0], "item_id"].tolist()
+    assert loaded.recommend_for_history(history_ids, k=3) == model.recommend_for_history(
+        history_ids, k=3)
+    with pytest.raises(ValueError, match=".keras"):
+        model.save(str(tmp_path / "model.h5"))
+
+
+def test_sasrec_handles_short_and_long_histories():
+    data = cyclic_histories(n_users=10, length=30)
+    model = SASRecRecommender(max_len=8, d_model=8, num_heads=1, num_blocks=1, epochs=1,
+                              progress=False).fit(data)
+    assert model.score_histories([np.array([1]), np.arange(1, 13).repeat(3)]).shape == (2, 30)
+    assert len(model.recommend_for_history([100], k=5)) == 5
+    assert 100 not in model.recommend_for_history([100], k=29)
+    with pytest.raises(ValueError, match="unknown id"):
+        model.recommend_for_history([999])
+    with pytest.raises(ValueError, match="timestamp"):
+        SASRecRecommender(progress=False).fit(data.drop(columns="timestamp"))
+    with pytest.raises(ValueError, match="max_len must be >= 1"):
+        SASRecRecommender(max_len=0)
