@@ -7,7 +7,8 @@ Protocol: leave-last-out split (per user, last interaction = test, the one befor
 validation). Every configuration in the model's grid is trained on the training part and
 scored on validation (NDCG@10, full ranking over the catalogue, seen items excluded); the
 best one is retrained on training + validation (so the validation interaction is history, as
-it would be in production) and evaluated once on test. Writes:
+it would be in production) and evaluated once on test. Models that early-stop on validation
+(``fit(train, validation=...)``) are retrained for the number of epochs validation chose. Writes:
 
 * ``metrics.json``: test HR, NDCG, MRR and recall at 10, the validation score of every
   configuration, the chosen parameters, split sizes, seed, wall time, library versions;
@@ -17,6 +18,7 @@ it would be in production) and evaluated once on test. Writes:
 from __future__ import annotations
 
 import argparse
+import inspect
 import itertools
 import json
 import platform
@@ -67,6 +69,11 @@ MODELS: dict[str, tuple[Callable, list[dict], list[dict]]] = {
                  [{"k": 50, "shrinkage": 10.0}]),
     "ease": (_factory("linear", "EASERecommender"),
              _grid(l2=[50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0]), [{"l2": 500.0}]),
+    "sasrec": (_factory("sasrec", "SASRecRecommender", seeded=True),
+               [{"max_len": 200, "d_model": 64, "num_blocks": 2, "dropout": 0.2,
+                 "epochs": 200, "patience": 3, "eval_every": 5}],
+               [{"max_len": 50, "d_model": 32, "num_blocks": 1, "epochs": 3,
+                 "eval_every": 1, "progress": False}]),
 }
 
 
@@ -93,10 +100,17 @@ def validation_scores(model_name: str, grid: list[dict], split, items: pd.DataFr
     for params in bar:
         set_seed(seed)
         start = time.perf_counter()
-        model = factory(params, items, seed).fit(split.train)
+        model = factory(params, items, seed)
+        if "validation" in inspect.signature(model.fit).parameters:  # early stopping
+            model.fit(split.train, validation=split.val)
+        else:
+            model.fit(split.train)
         recs = model.recommend(list(relevant), k=K)
         score = evaluate_ranking(recs, relevant, k=K, metrics=("ndcg", "hit_rate"))
-        results.append({"params": params, f"val_{SELECTION_METRIC}": score[SELECTION_METRIC],
+        chosen = dict(params)
+        if getattr(model, "best_epoch_", None):  # retrain for the epochs validation chose
+            chosen["epochs"] = int(model.best_epoch_)
+        results.append({"params": chosen, f"val_{SELECTION_METRIC}": score[SELECTION_METRIC],
                         f"val_hit_rate@{K}": score[f"hit_rate@{K}"],
                         "fit_seconds": round(time.perf_counter() - start, 2)})
         bar.set_postfix({SELECTION_METRIC: f"{score[SELECTION_METRIC]:.4f}"})
