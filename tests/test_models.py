@@ -19,7 +19,11 @@ from recsys_lib.models import (
     top_k_indices,
 )
 from recsys_lib.models.content import ContentBasedRecommender, item_documents, tfidf_matrix
-from recsys_lib.models.neighbours import cosine_similarity, keep_top_neighbours
+from recsys_lib.models.neighbours import (
+    cosine_similarity,
+    keep_top_neighbours,
+    top_k_cosine_similarity,
+)
 from recsys_lib.splits import leave_last_out
 
 
@@ -111,6 +115,10 @@ def test_cosine_similarity_matches_dense_formula():
     np.testing.assert_allclose(sim, expected, atol=1e-12)
     top = keep_top_neighbours(sp.csr_matrix(sim), 2).toarray()
     assert ((top > 0).sum(axis=1) <= 2).all()
+    for r in range(8):  # the kept entries are each row's two largest
+        np.testing.assert_allclose(np.sort(top[r])[-2:], np.sort(sim[r])[-2:])
+    blocked = top_k_cosine_similarity(sp.csr_matrix(dense), 2, 2.0, block_size=3).toarray()
+    np.testing.assert_allclose(np.sort(blocked, axis=1), np.sort(top, axis=1), atol=1e-6)
     with pytest.raises(ValueError, match="shrinkage"):
         cosine_similarity(sp.csr_matrix(dense), shrinkage=-1)
 
@@ -150,6 +158,9 @@ def test_content_based_scores_unrated_items_and_explains(bundled):
     because, similarity = model.explain(user, rec)
     assert because in set(split.train.loc[split.train.user_id == user, "item_id"])
     assert 0 < similarity <= 1 + 1e-9
+    liked, _ = model.explain(user, rec, liked_only=True)
+    mine = split.train[split.train.user_id == user]
+    assert mine.set_index("item_id").loc[liked, "rating"] >= mine["rating"].mean()
     bad = split.train.head(1).assign(item_id=-5)
     with pytest.raises(ValueError, match="no row in the item table"):
         ContentBasedRecommender(items).fit(bad)

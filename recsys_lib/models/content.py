@@ -119,8 +119,13 @@ class ContentBasedRecommender(Recommender):
         scores = (profiles @ self.item_profiles_.T).toarray()
         return scores / np.where(norms > 0, norms, 1.0)[:, None]
 
-    def explain(self, user, item) -> tuple[object, float]:
+    def explain(self, user, item, liked_only: bool = False) -> tuple[object, float]:
         """"Because you liked X": the training item of ``user`` most similar to ``item``.
+
+        Args:
+            user, item: ids.
+            liked_only: only consider items the user rated at or above their own mean
+                rating (needs a ``rating`` column in training); notebook 02 shows why.
 
         Returns:
             ``(item_id, cosine similarity)``.
@@ -131,6 +136,15 @@ class ContentBasedRecommender(Recommender):
         u = self._user_indices([user])[0]
         i = self.items_.transform([item])[0]
         seen = self.matrix_[u].indices
+        if liked_only:
+            seen = self._liked(user, seen)
         sims = (self.item_profiles_[seen] @ self.item_profiles_[i].T).toarray().ravel()
         best = int(np.argmax(sims))
         return self.items_.inverse_transform([seen[best]])[0].item(), float(sims[best])
+
+    def _liked(self, user, seen: np.ndarray) -> np.ndarray:
+        if "rating" not in self.train_:
+            raise ValueError("liked_only needs a rating column in the training table")
+        rows = self.train_[self.train_["user_id"] == user]
+        liked = rows.loc[rows["rating"] >= rows["rating"].mean(), "item_id"]
+        return np.intersect1d(seen, self.items_.transform(liked))

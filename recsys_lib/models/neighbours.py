@@ -39,18 +39,50 @@ def keep_top_neighbours(sim: sp.csr_matrix, k: int) -> sp.csr_matrix:
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     sim = sim.tocsr()
+    sim.sort_indices()
+    rows = np.repeat(np.arange(sim.shape[0]), np.diff(sim.indptr))
+    order = np.lexsort((-sim.data, rows))  # by row, then by similarity, largest first
+    rank = np.arange(len(order)) - sim.indptr[rows[order]]
+    keep = order[rank < k]
+    return sp.csr_matrix((sim.data[keep], (rows[keep], sim.indices[keep])), shape=sim.shape)
+
+
+def top_k_cosine_similarity(matrix: sp.csr_matrix, k: int, shrinkage: float = 0.0,
+                            block_size: int = 1024) -> sp.csr_matrix:
+    """The k largest cosine similarities of each column, computed block by block.
+
+    Equal to ``keep_top_neighbours(cosine_similarity(matrix, shrinkage), k)`` (up to ties and
+    zeros), but never holds the full n_cols x n_cols matrix: each block of columns is a dense
+    (block_size, n_cols) product, pruned to k entries per row at once.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if shrinkage < 0:
+        raise ValueError(f"shrinkage must be >= 0, got {shrinkage}")
+    csc = sp.csc_matrix(matrix, dtype=np.float64)
+    norms = np.sqrt(np.asarray(csc.multiply(csc).sum(axis=0)).ravel())
+    n = csc.shape[1]
+    k = min(k, n - 1) if n > 1 else 1
+    # a dense float32 product (multi-threaded BLAS) when the matrix fits easily in memory
+    dense = csc.toarray().astype(np.float32) if csc.shape[0] * n <= 50_000_000 else None
     rows, cols, vals = [], [], []
-    for r in range(sim.shape[0]):
-        start, end = sim.indptr[r], sim.indptr[r + 1]
-        data, idx = sim.data[start:end], sim.indices[start:end]
-        if len(data) > k:
-            keep = np.argpartition(-data, k - 1)[:k]
-            data, idx = data[keep], idx[keep]
-        rows.append(np.full(len(data), r))
-        cols.append(idx)
-        vals.append(data)
+    for start in range(0, n, block_size):
+        stop = min(start + block_size, n)
+        if dense is not None:
+            dot = (dense[:, start:stop].T @ dense).astype(np.float64)  # (block, n)
+        else:
+            dot = (csc[:, start:stop].T @ csc).toarray()
+        denom = np.outer(norms[start:stop], norms) + shrinkage
+        sim = np.divide(dot, denom, out=np.zeros_like(dot), where=denom > 0)
+        sim[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k]
+        values = np.take_along_axis(sim, top, axis=1)
+        keep = values > 0
+        rows.append(np.repeat(np.arange(start, stop), keep.sum(axis=1)))
+        cols.append(top[keep])
+        vals.append(values[keep])
     return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=sim.shape)
+                         shape=(n, n))
 
 
 class ItemKNNRecommender(Recommender):
@@ -67,8 +99,7 @@ class ItemKNNRecommender(Recommender):
         self.k, self.shrinkage = k, shrinkage
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
-        self.similarity_ = keep_top_neighbours(cosine_similarity(matrix, self.shrinkage),
-                                               self.k)
+        self.similarity_ = top_k_cosine_similarity(matrix, self.k, self.shrinkage)
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return (self.matrix_[user_idx] @ self.similarity_).toarray()
@@ -88,8 +119,7 @@ class UserKNNRecommender(Recommender):
         self.k, self.shrinkage = k, shrinkage
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
-        sim = cosine_similarity(matrix.T.tocsr(), self.shrinkage)
-        self.similarity_ = keep_top_neighbours(sim, self.k)
+        self.similarity_ = top_k_cosine_similarity(matrix.T.tocsr(), self.k, self.shrinkage)
 
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         return (self.similarity_[user_idx] @ self.matrix_).toarray()
