@@ -7,8 +7,15 @@ does not import TensorFlow.
 
 from recsys_lib.models.base import Recommender, top_k_indices
 from recsys_lib.models.baselines import PopularityRecommender, RandomRecommender
+from recsys_lib.models.content import ContentBasedRecommender
+from recsys_lib.models.factorization import (
+    ALSRecommender,
+    BPRRecommender,
+    MatrixFactorization,
+)
 from recsys_lib.models.linear import EASERecommender
 from recsys_lib.models.neighbours import ItemKNNRecommender, UserKNNRecommender
 
 __all__ = ["Recommender", "top_k_indices", "PopularityRecommender", "RandomRecommender",
-           "EASERecommender", "ItemKNNRecommender", "UserKNNRecommender"]
+           "ContentBasedRecommender", "EASERecommender", "ItemKNNRecommender",
+           "UserKNNRecommender", "MatrixFactorization", "BPRRecommender", "ALSRecommender"]
