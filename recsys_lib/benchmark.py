@@ -8,7 +8,9 @@ validation). Every configuration in the model's grid is trained on the training 
 scored on validation (NDCG@10, full ranking over the catalogue, seen items excluded); the
 best one is retrained on training + validation (so the validation interaction is history, as
 it would be in production) and evaluated once on test. Models that early-stop on validation
-(``fit(train, validation=...)``) are retrained for the number of epochs validation chose. Writes:
+(``fit(train, validation=...)``) are retrained for the number of epochs validation chose.
+Sequence models (those with ``add_history``) are not retrained: the early-stopped model gets
+the validation interaction as its newest history item, which it reads at prediction time. Writes:
 
 * ``metrics.json``: test HR, NDCG, MRR and recall at 10, the validation score of every
   configuration, the chosen parameters, split sizes, seed, wall time, library versions;
@@ -77,6 +79,14 @@ MODELS: dict[str, tuple[Callable, list[dict], list[dict]]] = {
     "als": (_factory("factorization", "ALSRecommender", seeded=True),
             _grid(n_factors=[32, 64, 128], l2=[10.0, 50.0], alpha=[5.0, 10.0, 20.0]),
             [{"n_factors": 32, "iterations": 3}]),
+    "neumf": (_factory("deep", "NeuMFRecommender", seeded=True),
+              _grid(epochs=[30], evaluate_every=[2], patience=[3], verbose=[False],
+                    n_negatives=[4], learning_rate=[1e-3, 2e-3]),
+              [{"epochs": 2, "verbose": False}]),
+    "two_tower": (_factory("deep", "TwoTowerRecommender", seeded=True),
+                  _grid(epochs=[40], evaluate_every=[2], patience=[3], verbose=[False],
+                        temperature=[0.05, 0.1]),
+                  [{"epochs": 2, "verbose": False}]),
     "sasrec": (_factory("sasrec", "SASRecRecommender", seeded=True),
                [{"max_len": 200, "d_model": 64, "num_blocks": 2, "dropout": 0.2,
                  "epochs": 200, "patience": 3, "eval_every": 5}],
@@ -97,13 +107,17 @@ def versions() -> dict[str, str]:
 
 
 def validation_scores(model_name: str, grid: list[dict], split, items: pd.DataFrame,
-                      seed: int, progress: bool = True) -> list[dict]:
-    """Fit every configuration on train and score it on validation; one dict per point."""
+                      seed: int, progress: bool = True) -> tuple[list[dict], object]:
+    """Fit every configuration on train and score it on validation.
+
+    Returns:
+        One dict per grid point, and the fitted model of the best point.
+    """
     from tqdm.auto import tqdm
 
     factory = MODELS[model_name][0]
     relevant = relevant_items(split.val)
-    results = []
+    results, best_model = [], None
     bar = tqdm(grid, desc=f"{model_name}: tuning on validation", disable=not progress)
     for params in bar:
         set_seed(seed)
@@ -122,7 +136,9 @@ def validation_scores(model_name: str, grid: list[dict], split, items: pd.DataFr
                         f"val_hit_rate@{K}": score[f"hit_rate@{K}"],
                         "fit_seconds": round(time.perf_counter() - start, 2)})
         bar.set_postfix({SELECTION_METRIC: f"{score[SELECTION_METRIC]:.4f}"})
-    return results
+        if score[SELECTION_METRIC] >= max(r[f"val_{SELECTION_METRIC}"] for r in results):
+            best_model = model
+    return results, best_model
 
 
 def run(model_name: str, dataset: str, out: Path, data_dir: str | None = None,
@@ -141,11 +157,20 @@ def run(model_name: str, dataset: str, out: Path, data_dir: str | None = None,
     ratings, items = load_movielens(dataset, data_dir)
     split = leave_last_out(ratings, validation=True, short_users="train")
     factory, full_grid, quick_grid = MODELS[model_name]
-    tuning = validation_scores(model_name, quick_grid if quick else full_grid, split, items,
-                               seed, progress)
+    tuning, best_model = validation_scores(model_name, quick_grid if quick else full_grid,
+                                           split, items, seed, progress)
     best = max(tuning, key=lambda r: r[f"val_{SELECTION_METRIC}"])
     set_seed(seed)
-    final = factory(best["params"], items, seed).fit(pd.concat([split.train, split.val]))
+    if hasattr(best_model, "add_history"):
+        # a sequence model: keep the validation-selected model and give it the validation
+        # interaction as the newest history item, instead of retraining
+        final = best_model.add_history(split.val, unknown_items="skip")
+        final_fit = ("validation-selected model, validation item added to the history "
+                     f"({final.skipped_history_items_} validation items unknown to the model "
+                     "were left out)")
+    else:
+        final = factory(best["params"], items, seed).fit(pd.concat([split.train, split.val]))
+        final_fit = "retrained on train + validation with the chosen parameters"
     test_users = split.test["user_id"].tolist()
     recs = final.recommend(test_users, k=TOP_N_SAVED)
     test = evaluate_ranking(recs, relevant_items(split.test), k=K, metrics=TEST_METRICS)
@@ -153,7 +178,7 @@ def run(model_name: str, dataset: str, out: Path, data_dir: str | None = None,
         "model": model_name, "dataset": dataset, "protocol": "leave-last-out, full ranking, "
         "seen items excluded, tuned on validation NDCG@10, retrained on train+validation",
         "test": {k: v for k, v in test.items() if "@" in k},
-        "best_params": best["params"], "validation": tuning,
+        "best_params": best["params"], "final_fit": final_fit, "validation": tuning,
         "split": {part: int(len(getattr(split, part))) for part in ("train", "val", "test")}
         | {"users": int(ratings["user_id"].nunique()), "items": int(len(final.items_)),
            "short_users": split.notes["short_users"]},

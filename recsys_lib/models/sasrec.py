@@ -137,6 +137,7 @@ class SASRecRecommender(Recommender):
         eval_every: validate every this many epochs.
         seed: seeds Keras, NumPy and Python for a reproducible run on CPU.
         progress: show a tqdm bar with the loss and validation NDCG per epoch.
+        jit_compile: compile the training step with XLA (about twice as fast on CPU).
     """
 
     name = "sasrec"
@@ -145,7 +146,7 @@ class SASRecRecommender(Recommender):
                  num_blocks: int = 2, d_ff: int | None = None, dropout: float = 0.2,
                  epochs: int = 200, batch_size: int = 128, learning_rate: float = 1e-3,
                  patience: int = 5, eval_every: int = 1, seed: int = 42,
-                 progress: bool = True) -> None:
+                 progress: bool = True, jit_compile: bool = True) -> None:
         for label, value in (("max_len", max_len), ("d_model", d_model), ("epochs", epochs),
                              ("batch_size", batch_size), ("num_heads", num_heads),
                              ("num_blocks", num_blocks), ("patience", patience)):
@@ -157,7 +158,7 @@ class SASRecRecommender(Recommender):
         self.num_blocks, self.d_ff, self.dropout = num_blocks, d_ff, dropout
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.patience, self.eval_every, self.seed = patience, eval_every, seed
-        self.progress = progress
+        self.progress, self.jit_compile = progress, jit_compile
         self.history_: list[dict] = []
 
     # ------------------------------------------------------------------ fitting
@@ -185,7 +186,8 @@ class SASRecRecommender(Recommender):
                              item_ids=self.items_.ids_.tolist())
         self.model_.compile(
             optimizer=keras.optimizers.Adam(self.learning_rate),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=self.jit_compile)
         self.model_.build((None, self.max_len))
         self._train(inputs, targets)
 
@@ -229,6 +231,39 @@ class SASRecRecommender(Recommender):
             self.model_.set_weights(best_weights)
             self.best_epoch_ = max(self.history_, key=lambda r: r.get("val_ndcg@10", -1))[
                 "epoch"]
+
+    def add_history(self, interactions: pd.DataFrame,
+                    unknown_items: str = "error") -> SASRecRecommender:
+        """Append later interactions of known users to their histories, without retraining.
+
+        A sequence model reads the history at prediction time, so the newest interactions
+        (e.g. the validation item before predicting the test item) are used as input and are
+        excluded from later recommendations as seen items.
+
+        Args:
+            interactions: rows with ``user_id, item_id, timestamp`` of training users.
+            unknown_items: ``"error"`` raises for items the model has no embedding for;
+                ``"skip"`` leaves them out and counts them in ``skipped_history_items_``.
+
+        Raises:
+            ValueError: unknown users, or unknown items with ``unknown_items="error"``.
+        """
+        if unknown_items not in ("error", "skip"):
+            raise ValueError(f"unknown_items must be 'error' or 'skip', got {unknown_items!r}")
+        ordered = order_by_user_time(interactions)
+        known = ordered["item_id"].isin(self.items_.ids_)
+        if unknown_items == "error" and not known.all():
+            self.items_.transform(ordered["item_id"])  # raises, naming the unknown ids
+        self.skipped_history_items_ = int((~known).sum())
+        ordered = ordered[known]
+        users = self.users_.transform(ordered["user_id"])
+        items = self.items_.transform(ordered["item_id"])
+        for user, item in zip(ordered["user_id"].to_numpy(), items, strict=True):
+            self.histories_[int(user)] = np.append(self.histories_[int(user)], item + 1)
+        extra = sp.csr_matrix((np.ones(len(items)), (users, items)), shape=self.matrix_.shape)
+        self.matrix_ = (self.matrix_ + extra).tocsr()
+        self.matrix_.data[:] = 1.0
+        return self
 
     # ------------------------------------------------------------------ scoring
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
