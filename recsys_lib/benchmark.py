@@ -1,7 +1,8 @@
 """Train one model on one dataset and evaluate it honestly (notebook 05 explains the protocol).
 
     python -m recsys_lib.benchmark --model ease --dataset ml-100k \\
-        --data-dir ../shared/datasets --out results/ml-100k/ease [--quick]
+        --data-dir ../shared/datasets --out results/ml-100k/ease [--quick] [--seeds 42 1 2]
+    python -m recsys_lib.benchmark --model all --dataset bundled --out results/bundled
 
 Protocol: leave-last-out split (per user, last interaction = test, the one before =
 validation). Every configuration in the model's grid is trained on the training part and
@@ -197,17 +198,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m recsys_lib.benchmark",
         description="Train one model on one dataset (leave-last-out) and evaluate it on test.")
-    parser.add_argument("--model", required=True, choices=sorted(MODELS))
+    parser.add_argument("--model", required=True, choices=[*sorted(MODELS), "all"],
+                        help="a model, or 'all' (then --out is a folder of model folders)")
     parser.add_argument("--dataset", required=True, choices=DATASET_NAMES)
     parser.add_argument("--data-dir", default=None, help="folder holding <dataset>/ files")
     parser.add_argument("--out", required=True, type=Path, help="folder for the two files")
     parser.add_argument("--quick", action="store_true", help="one configuration, for tests")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42],
+                        help="one run per seed; with several, each goes to OUT/seed-N")
     args = parser.parse_args(argv)
-    result = run(args.model, args.dataset, args.out, args.data_dir, args.quick, args.seed)
-    metrics = ", ".join(f"{k}={v:.4f}" for k, v in result["test"].items())
-    print(f"{args.model} on {args.dataset}: {metrics} ({result['wall_seconds']} s)")
-    print(f"wrote {args.out / 'metrics.json'} and {args.out / 'recommendations.csv'}")
+    models = sorted(MODELS) if args.model == "all" else [args.model]
+    for model in models:
+        for seed in args.seeds:
+            out = args.out / model if args.model == "all" else args.out
+            out = out / f"seed-{seed}" if len(args.seeds) > 1 else out
+            result = run(model, args.dataset, out, args.data_dir, args.quick, seed)
+            metrics = ", ".join(f"{k}={v:.4f}" for k, v in result["test"].items())
+            print(f"{model} on {args.dataset} (seed {seed}): {metrics} "
+                  f"({result['wall_seconds']} s)")
+            print(f"wrote {out / 'metrics.json'} and {out / 'recommendations.csv'}")
     return 0
 
 

@@ -192,3 +192,11 @@ def test_benchmark_writes_both_files(tmp_path, bundled):
     assert not seen & set(zip(recs.user_id, recs.item_id, strict=True))
     with pytest.raises(SystemExit):
         benchmark.main(["--model", "nope", "--dataset", "bundled", "--out", str(out)])
+
+
+def test_benchmark_runs_several_seeds(tmp_path):
+    assert benchmark.main(["--model", "random", "--dataset", "bundled", "--quick",
+                           "--out", str(tmp_path), "--seeds", "1", "2"]) == 0
+    seeds = [json.loads((tmp_path / f"seed-{s}" / "metrics.json").read_text())["seed"]
+             for s in (1, 2)]
+    assert seeds == [1, 2]
