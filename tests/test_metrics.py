@@ -128,3 +128,152 @@ def test_matches_keras_rs_on_random_rankings():
             assert ours[f"{name}@{k}"] == pytest.approx(float(metric.result()), rel=1e-5), (
                 name, k)
     assert set(RANKING_METRICS) - set(pairs) == {"hit_rate"}
+
+
+# ----------------------------------------------------------- coverage, novelty, sampled ranking
+def test_catalogue_coverage_counts_distinct_items():
+    from recsys_lib.metrics import catalogue_coverage
+
+    recs = {1: ["a", "b", "c"], 2: ["a", "d"], 3: []}
+    assert catalogue_coverage(recs, 10) == pytest.approx(4 / 10)
+    assert catalogue_coverage(recs, 10, k=1) == pytest.approx(1 / 10)  # only "a"
+    with pytest.raises(ValueError, match="n_items must be an integer >= 1"):
+        catalogue_coverage(recs, 0)
+    with pytest.raises(ValueError, match="4 distinct items were recommended but n_items is 3"):
+        catalogue_coverage(recs, 3)
+
+
+def test_novelty_is_mean_self_information_per_user():
+    from recsys_lib.metrics import novelty
+
+    popularity = {"a": 8, "b": 2, "c": 1}  # users who saw each item, out of 8
+    recs = {1: ["a", "b"], 2: ["c"], 3: []}  # user 3 has no list: left out
+    want = np.mean([np.mean([-math.log2(8 / 8), -math.log2(2 / 8)]), -math.log2(1 / 8)])
+    assert novelty(recs, popularity, 8) == pytest.approx(want)  # (1 + 3) / 2 = 2 bits
+    assert novelty(recs, popularity, 8, k=1) == pytest.approx((0 + 3) / 2)
+    # an item nobody saw counts as seen by one user: log2(n_users) bits, not infinity
+    assert novelty({1: ["new"]}, popularity, 8) == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="count users"):
+        novelty(recs, {"a": 9}, 8)
+    with pytest.raises(ValueError, match="every recommendation list is empty"):
+        novelty({1: []}, popularity, 8)
+    with pytest.raises(ValueError, match="n_users must be an integer >= 1"):
+        novelty(recs, popularity, 0)
+
+
+def test_rank_of_item_breaks_ties_by_column_index():
+    from recsys_lib.metrics import rank_of_item
+
+    scores = np.array([0.9, 0.5, 0.5, 0.1, 0.5])
+    assert rank_of_item(scores, 0) == 1
+    assert rank_of_item(scores, 1) == 2  # tied with 2 and 4, lowest index
+    assert rank_of_item(scores, 4) == 4  # behind 0, 1 and 2
+    assert rank_of_item(scores, 4, candidates=[3, 4]) == 1  # only item 3 competes
+    assert rank_of_item(scores, 3, candidates=[]) == 1
+    with pytest.raises(ValueError, match="outside"):
+        rank_of_item(scores, 5)
+    with pytest.raises(ValueError, match="NaN"):
+        rank_of_item(np.array([np.nan, 1.0]), 1)
+    with pytest.raises(ValueError, match="1-D"):
+        rank_of_item(scores[None, :], 0)
+
+
+def _fixed_score_model(score_rows: dict, train, items=None):
+    """A Recommender whose scores are given by hand (rows in encoded user order)."""
+    from recsys_lib.models import Recommender
+
+    class Fixed(Recommender):
+        def _fit(self, matrix):
+            self.table_ = np.array([score_rows[u] for u in self.users_.ids_], dtype=float)
+
+        def _score(self, user_idx):
+            return self.table_[user_idx]
+
+    return Fixed().fit(train, items=items)
+
+
+def test_sampled_ranking_on_a_hand_made_case():
+    import pandas as pd
+
+    from recsys_lib.metrics import sampled_ranking_metrics
+
+    # items 10..15 (columns 0..5). User 1 saw 10 and 11, which score highest: if a seen
+    # item were ever drawn as a negative, the held-out item could not be first.
+    train = pd.DataFrame({"user_id": [1, 1, 2, 2, 2], "item_id": [10, 11, 10, 12, 15]})
+    model = _fixed_score_model({1: [9, 9, 0.3, 0.5, 0.1, 0.2], 2: [0, 0.1, 0, 0.2, 0.3, 0]},
+                               train, items=range(10, 16))
+    test = pd.DataFrame({"user_id": [1, 2], "item_id": [13, 11]})
+    # full ranking: user 1's item 13 (0.5) beats the unseen 12, 14, 15 -> rank 1;
+    # user 2's item 11 (0.1) is behind 14 (0.3) and 13 (0.2) -> rank 3
+    full, ranks = sampled_ranking_metrics(model, test, k=2, n_negatives=None,
+                                          return_ranks=True)
+    np.testing.assert_array_equal(ranks, [1, 3])
+    assert full["hit_rate@2"] == pytest.approx(0.5)
+    assert full["ndcg@2"] == pytest.approx(0.5)  # (1 / log2(2) + 0) / 2
+    assert full["mrr@2"] == pytest.approx(0.5)
+    assert full["pairs"] == 2 and full["unknown_items"] == 0
+    for seed in range(20):  # one negative: user 1 always rank 1; user 2 rank 2 (13 or 14)
+        _, ranks = sampled_ranking_metrics(model, test, k=2, n_negatives=1, seed=seed,
+                                           return_ranks=True)
+        assert ranks[0] == 1 and ranks[1] == 2
+    # with as many negatives as candidates, sampling changes nothing
+    same = sampled_ranking_metrics(model, test, k=2, n_negatives=50)
+    assert same == full
+    # an item the model never saw is a miss
+    cold = sampled_ranking_metrics(model, pd.DataFrame({"user_id": [1], "item_id": [99]}))
+    assert cold["hit_rate@10"] == 0.0 and cold["unknown_items"] == 1
+
+
+def test_sampled_metrics_are_at_least_the_full_ranking_ones():
+    import pandas as pd
+
+    from recsys_lib.metrics import sampled_ranking_metrics
+    from recsys_lib.models import ItemKNNRecommender, PopularityRecommender
+
+    rng = np.random.default_rng(1)
+    n_users, n_items = 60, 200
+    rows = [(u, int(i)) for u in range(n_users)
+            for i in rng.choice(n_items, size=25, replace=False, p=np.linspace(2, 1, n_items)
+                                / np.linspace(2, 1, n_items).sum())]
+    data = pd.DataFrame(rows, columns=["user_id", "item_id"])
+    test = data.groupby("user_id").tail(1)
+    train = data.drop(index=test.index)
+    test = test[test["item_id"].isin(train["item_id"])]
+    relevant = relevant_items(test)
+    for model in (PopularityRecommender().fit(train), ItemKNNRecommender(k=20).fit(train)):
+        full, full_ranks = sampled_ranking_metrics(model, test, k=10, n_negatives=None,
+                                                   return_ranks=True)
+        recs = model.recommend(list(relevant), k=50)
+        honest = evaluate_ranking({u: r[:10] for u, r in recs.items()}, relevant, k=10,
+                                  metrics=("hit_rate", "ndcg", "mrr"))
+        for name in ("hit_rate@10", "ndcg@10", "mrr@10"):
+            assert full[name] == pytest.approx(honest[name])  # the same protocol, twice
+        scores = model.score(test["user_id"].unique())
+        sampled, ranks = sampled_ranking_metrics(model, test, k=10, n_negatives=20, seed=3,
+                                                 scores=scores, return_ranks=True)
+        assert (ranks <= full_ranks).all()
+        for name in ("hit_rate@10", "ndcg@10", "mrr@10"):
+            assert sampled[name] >= full[name]
+        assert sampled["hit_rate@10"] > full["hit_rate@10"]
+        again = sampled_ranking_metrics(model, test, k=10, n_negatives=20, seed=3)
+        assert again == sampled  # seeded: the same negatives
+
+
+def test_sampled_ranking_refuses_bad_input():
+    import pandas as pd
+
+    from recsys_lib.metrics import sampled_ranking_metrics
+
+    train = pd.DataFrame({"user_id": [1, 1, 2], "item_id": [10, 11, 12]})
+    model = _fixed_score_model({1: [1, 2, 3], 2: [3, 2, 1]}, train)
+    test = pd.DataFrame({"user_id": [1], "item_id": [12]})
+    with pytest.raises(ValueError, match="n_negatives must be an integer >= 1 or None"):
+        sampled_ranking_metrics(model, test, n_negatives=0)
+    with pytest.raises(ValueError, match="unknown metric"):
+        sampled_ranking_metrics(model, test, metrics=("auc",))
+    with pytest.raises(ValueError, match="shape"):
+        sampled_ranking_metrics(model, test, scores=np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="missing column"):
+        sampled_ranking_metrics(model, test.rename(columns={"item_id": "item"}))
+    with pytest.raises(ValueError, match="can only recommend for users in its training"):
+        sampled_ranking_metrics(model, pd.DataFrame({"user_id": [7], "item_id": [12]}))

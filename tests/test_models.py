@@ -48,6 +48,13 @@ def test_top_k_indices_orders_and_breaks_ties_by_index():
     scores = np.array([[0.1, 0.9, 0.5, 0.9], [3.0, 2.0, 1.0, 0.0]])
     np.testing.assert_array_equal(top_k_indices(scores, 3), [[1, 3, 2], [0, 1, 2]])
     assert top_k_indices(scores, 10).shape == (2, 4)
+    rng = np.random.default_rng(0)  # many ties, also at the k-th place: same as a stable sort
+    for _ in range(50):
+        s = rng.integers(0, 4, (5, 12)).astype(float)
+        s[rng.random((5, 12)) < 0.2] = -np.inf
+        for k in (1, 3, 7, 12):
+            np.testing.assert_array_equal(top_k_indices(s, k),
+                                          np.argsort(-s, kind="stable", axis=1)[:, :k])
 
 
 @pytest.mark.parametrize("model", [PopularityRecommender(), RandomRecommender(seed=3),

@@ -128,15 +128,21 @@ class Recommender:
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     """Column indices of the k largest scores per row, largest first.
 
-    Ties inside the top k are ordered by lower column index; which of several items tied at
-    the k-th place is kept is deterministic but unspecified.
+    Ties are broken by the lower column index everywhere, also at the k-th place, so the
+    top k is always a prefix of the top k + 1 (``recommend(k=10)`` equals the first ten of
+    ``recommend(k=100)``).
 
     Args:
-        scores: (n_rows, n_cols) array.
+        scores: (n_rows, n_cols) array without NaN.
         k: how many; capped at n_cols.
     """
     k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.lexsort((part, -part_scores), axis=1)
-    return np.take_along_axis(part, order, axis=1)
+    kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1:k]  # the k-th largest per row
+    greater = scores > kth
+    tied = scores == kth
+    room = k - greater.sum(axis=1, keepdims=True)
+    chosen = greater | (tied & (np.cumsum(tied, axis=1) <= room))
+    cols = np.nonzero(chosen)[1].reshape(len(scores), k)
+    chosen_scores = np.take_along_axis(scores, cols, axis=1)
+    order = np.lexsort((cols, -chosen_scores), axis=1)
+    return np.take_along_axis(cols, order, axis=1)
