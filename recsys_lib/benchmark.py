@@ -89,8 +89,8 @@ MODELS: dict[str, tuple[Callable, list[dict], list[dict]]] = {
                         temperature=[0.1]),
                   [{"epochs": 2, "verbose": False}]),
     "sasrec": (_factory("sasrec", "SASRecRecommender", seeded=True),
-               [{"max_len": 200, "d_model": 64, "num_blocks": 2, "dropout": 0.2,
-                 "epochs": 200, "patience": 3, "eval_every": 5}],
+               [{"max_len": 50, "d_model": 64, "num_blocks": 2, "num_heads": 2, "dropout": 0.2,
+                 "epochs": 150, "patience": 3, "eval_every": 3}],
                [{"max_len": 50, "d_model": 32, "num_blocks": 1, "epochs": 3,
                  "eval_every": 1, "progress": False}]),
 }
