@@ -125,6 +125,13 @@ def training_windows(sequences: list[np.ndarray], max_len: int) -> tuple[np.ndar
     return left_pad(inputs, max_len), left_pad(targets, max_len)
 
 
+class _Silent(list):
+    """A stand-in for a tqdm bar when progress is off."""
+
+    def set_postfix(self, *args, **kwargs) -> None:
+        pass
+
+
 class SASRecRecommender(Recommender):
     """Next-item Transformer recommender behind the course's recommender interface.
 
@@ -201,12 +208,15 @@ class SASRecRecommender(Recommender):
                 zip(np.split(users, cuts), np.split(idx, cuts), strict=True)}
 
     def _train(self, inputs: np.ndarray, targets: np.ndarray) -> None:
-        from tqdm.auto import tqdm
-
         weights = (targets > 0).astype("float32")  # padding targets do not count
         relevant = relevant_items(self._validation) if self._validation is not None else None
         best, best_weights, waited = -math.inf, None, 0
-        bar = tqdm(range(1, self.epochs + 1), desc="SASRec", disable=not self.progress)
+        if self.progress:  # imported only when used: tqdm.auto warns without ipywidgets
+            from tqdm.auto import tqdm
+
+            bar = tqdm(range(1, self.epochs + 1), desc="SASRec")
+        else:
+            bar = _Silent(range(1, self.epochs + 1))
         for epoch in bar:
             start = time.perf_counter()
             fit = self.model_.fit(inputs, targets, sample_weight=weights, epochs=1,
