@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import numbers
 import os
 import re
 import traceback
@@ -21,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from recsys_lib.config import REPO_ROOT
 
@@ -40,6 +43,27 @@ class NotAnswered(Exception):
 
 def _is_placeholder(answer: Any) -> bool:
     return answer is None or answer is Ellipsis
+
+
+def as_number(value: Any, what: str = "your function") -> float:
+    """A learner's scalar answer as a float, or :class:`Incorrect` with a helpful message."""
+    if isinstance(value, np.ndarray) and value.size == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise Incorrect(f"{what} should return one number (a float), got {type(value).__name__}")
+    return float(value)
+
+
+def as_array(result: Any, what: str) -> np.ndarray:
+    """The learner's result as a float array, or :class:`Incorrect` saying what came back."""
+    try:
+        arr = np.asarray(result, dtype=float)
+    except (TypeError, ValueError):
+        raise Incorrect(f"{what} should be a NumPy array of numbers, got "
+                        f"{type(result).__name__}") from None
+    if arr.ndim == 0 and not isinstance(result, np.ndarray | numbers.Real):
+        raise Incorrect(f"{what} should be a NumPy array, got {type(result).__name__}")
+    return arr
 
 
 def call_answer(func: Callable, *args: Any, **kwargs: Any) -> Any:

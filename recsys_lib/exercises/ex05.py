@@ -8,23 +8,14 @@ implementation, on small hand-made inputs.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from recsys_lib.exercises.core import ExerciseSet, Incorrect, Question, call_answer
+from recsys_lib.exercises.core import as_number as _number
 from recsys_lib.metrics import ndcg_at_k, precision_at_k, rank_of_item, recall_at_k
 
 __all__ = ["q1", "q2", "q3", "q4", "summary", "assert_all_correct", "EXERCISES"]
-
-
-def _number(value, what: str = "your function") -> float:
-    """A learner's scalar answer as a float, or Incorrect with a helpful message."""
-    if isinstance(value, np.ndarray) and value.size == 1:
-        value = value.item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise Incorrect(f"{what} should return one number (a float), got {type(value).__name__}")
-    return float(value)
 
 
 def _close(a: float, b: float) -> bool:

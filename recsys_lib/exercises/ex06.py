@@ -14,20 +14,9 @@ import numpy as np
 from scipy.special import expit, logsumexp
 
 from recsys_lib.exercises.core import ExerciseSet, Incorrect, Question, call_answer
+from recsys_lib.exercises.core import as_array as _as_array
 
 __all__ = ["q1", "q2", "q3", "q4", "summary", "assert_all_correct", "EXERCISES"]
-
-
-def _as_array(result, what: str) -> np.ndarray:
-    """The learner's result as a float array, or Incorrect saying what came back instead."""
-    try:
-        arr = np.asarray(result, dtype=float)
-    except (TypeError, ValueError):
-        raise Incorrect(f"{what} should be a NumPy array of numbers, got "
-                        f"{type(result).__name__}") from None
-    if arr.ndim == 0 and not isinstance(result, np.ndarray | Real):
-        raise Incorrect(f"{what} should be a NumPy array, got {type(result).__name__}")
-    return arr
 
 
 def _as_number(result, what: str) -> float:
