@@ -207,3 +207,29 @@ def test_benchmark_runs_several_seeds(tmp_path):
     seeds = [json.loads((tmp_path / f"seed-{s}" / "metrics.json").read_text())["seed"]
              for s in (1, 2)]
     assert seeds == [1, 2]
+
+
+def test_benchmark_runs_on_given_data(tmp_path):
+    """``data=`` replaces the loader (the partial ml-1m run uses it); the label is kept."""
+    ratings, items = load_movielens("bundled")
+    few = ratings[ratings["user_id"] <= 50]
+    result = benchmark.run("popularity", "bundled (50 users)", tmp_path, quick=True,
+                           progress=False, data=(few, items))
+    assert result["dataset"] == "bundled (50 users)"
+    assert result["split"]["users"] == 50 and result["split"]["test"] == 50
+    assert json.loads((tmp_path / "metrics.json").read_text())["split"]["users"] == 50
+
+
+def test_partial_ml1m_loader_keeps_only_complete_users(shared_datasets):
+    """results/ml-1m-partial/run.py drops user 2999, whose history the file cuts off."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "results" / "ml-1m-partial" / "run.py"
+    spec = importlib.util.spec_from_file_location("partial_run", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ratings, items = module.load_partial(shared_datasets)
+    assert ratings["user_id"].nunique() == 2998 and ratings["user_id"].max() == 2998
+    assert len(ratings) == 487_650 - 135  # the file's lines minus user 2999's
+    assert set(ratings["item_id"]) <= set(items["item_id"])
