@@ -54,7 +54,8 @@ def test_readme_tables_match_the_committed_results():
     folders = [p for p in sorted((REPO_ROOT / "results").iterdir()) if p.is_dir()]
     assert folders
     for folder in folders:
-        start, end = f"<!-- results:{folder.name}:start -->\n", f"<!-- results:{folder.name}:end -->"
+        start = f"<!-- results:{folder.name}:start -->\n"
+        end = f"<!-- results:{folder.name}:end -->"
         assert start in readme, f"README has no table for {folder}"
         block = readme.split(start, 1)[1].split(end, 1)[0]
         expected = results.results_table(results.collect_runs(folder)) + "\n"
