@@ -66,6 +66,24 @@ def results_table(runs: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _block_pattern(key: str) -> re.Pattern:
+    """Matches ``<!-- results:<key>:start -->``, the table, ``<!-- results:<key>:end -->``."""
+    return re.compile(rf"(<!-- results:{re.escape(key)}:start -->\n)(.*?)(<!-- results:"
+                      rf"{re.escape(key)}:end -->)", re.S)
+
+
+def readme_table(readme: str | Path, key: str) -> str:
+    """The table text between the ``results:<key>`` markers in ``readme`` (without markers).
+
+    Raises:
+        ValueError: the markers are missing.
+    """
+    match = _block_pattern(key).search(Path(readme).read_text())
+    if not match:
+        raise ValueError(f"{readme} has no <!-- results:{key}:start/end --> markers")
+    return match.group(2)
+
+
 def update_readme(readme: str | Path, key: str, table: str) -> None:
     """Replace the block between the ``results:<key>`` markers in ``readme``.
 
@@ -73,12 +91,9 @@ def update_readme(readme: str | Path, key: str, table: str) -> None:
         ValueError: the markers are missing.
     """
     path = Path(readme)
-    text = path.read_text()
-    pattern = re.compile(rf"(<!-- results:{re.escape(key)}:start -->\n).*?(<!-- results:"
-                         rf"{re.escape(key)}:end -->)", re.S)
-    if not pattern.search(text):
-        raise ValueError(f"{readme} has no <!-- results:{key}:start/end --> markers")
-    path.write_text(pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text))
+    readme_table(path, key)  # raises if the markers are missing
+    path.write_text(_block_pattern(key).sub(
+        lambda m: m.group(1) + table + "\n" + m.group(3), path.read_text()))
 
 
 def main(argv: list[str] | None = None) -> int:
