@@ -14,6 +14,7 @@ GroupLens once, are checked against pinned SHA-256 sums, and are cached in
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import shutil
@@ -379,16 +380,18 @@ def _read_ml100k(folder: Path) -> MovieLens:
     return MovieLens(_typed_ratings(ratings), _items_with_year(raw))
 
 
-def _read_ml1m(folder: Path) -> MovieLens:
-    """ml-1m: ``::``-separated ``ratings.dat`` and Latin-1 ``movies.dat``."""
-    ratings = _read_double_colon(folder / "ratings.dat", RATING_COLUMNS, "ascii")
+def _read_ml1m(folder: Path, ratings_path: Path | None = None) -> MovieLens:
+    """ml-1m: ``::``-separated ``ratings.dat`` (or ``ratings_path``, may be .gz) and Latin-1
+    ``movies.dat``."""
+    ratings = _read_double_colon(ratings_path or folder / "ratings.dat", RATING_COLUMNS, "ascii")
     items = _read_double_colon(folder / "movies.dat", ["item_id", "title", "genres"], "latin-1")
     return MovieLens(_typed_ratings(ratings), _items_with_year(items))
 
 
 def _read_double_colon(path: Path, columns: list[str], encoding: str) -> pd.DataFrame:
     # Titles contain single colons, never "::", so splitting on the exact string is safe.
-    text = path.read_bytes().decode(encoding)
+    raw = path.read_bytes()
+    text = (gzip.decompress(raw) if path.suffix == ".gz" else raw).decode(encoding)
     # split on "\n" only: str.splitlines() would also break Latin-1 text at bytes like 0x85
     rows = [line.rstrip("\r").split("::") for line in text.split("\n") if line.strip()]
     bad = [i for i, row in enumerate(rows, 1) if len(row) != len(columns)]

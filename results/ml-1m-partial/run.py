@@ -17,9 +17,6 @@ Learners with network access run the real thing instead:
 from __future__ import annotations
 
 import argparse
-import gzip
-import shutil
-import tempfile
 from pathlib import Path
 
 from recsys_lib import benchmark
@@ -31,12 +28,7 @@ LAST_USER = 2999  # truncated in the file
 
 def load_partial(shared: Path):
     """``(ratings, items)`` of users 1-2998 from the truncated ratings file and movies.dat."""
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        with gzip.open(shared / PARTIAL) as src, open(folder / "ratings.dat", "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        shutil.copy(shared / "ml-1m" / "movies.dat", folder / "movies.dat")
-        ratings, items = _read_ml1m(folder)
+    ratings, items = _read_ml1m(shared / "ml-1m", ratings_path=shared / PARTIAL)
     return ratings[ratings["user_id"] != LAST_USER].reset_index(drop=True), items
 
 
