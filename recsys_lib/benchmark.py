@@ -90,8 +90,8 @@ MODELS: dict[str, tuple[Callable, list[dict], list[dict]]] = {
     "sasrec": (_factory("sasrec", "SASRecRecommender", seeded=True),
                [{"max_len": 50, "d_model": 64, "num_blocks": 2, "num_heads": 2, "dropout": 0.2,
                  "epochs": 150, "patience": 3, "eval_every": 3}],
-               # quick: small enough for CI (two short fits, 2.5-6 min on 2 cores), big enough to learn
-               # (bundled test NDCG@10 0.048-0.053 over seeds 42/1/2, popularity 0.020)
+               # quick: small enough for CI (two short fits, 2.5-6 min on 2 cores), big enough
+               # to learn (bundled test NDCG@10 0.048-0.053 over seeds 42/1/2, popularity 0.020)
                [{"max_len": 50, "d_model": 32, "num_blocks": 1, "epochs": 10, "eval_every": 2,
                  "batch_size": 32, "learning_rate": 2e-3, "progress": False}]),
 }
