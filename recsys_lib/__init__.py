@@ -1,1 +1,29 @@
-"""Shared code for the course."""
+"""Shared code for the course "Recommender Systems, from Collaborative Filtering to Transformers".
+
+Where each notebook's code lives (the notebooks import it; this package is the one source):
+
+=========  ===================================================================================
+notebook   modules
+=========  ===================================================================================
+00         ``config`` (quick mode, seeds, environment summary), ``data`` (MovieLens loading),
+           ``course`` (Colab badge and setup cell)
+01         ``preprocessing`` (cleaning, id encoding, k-core), ``splits`` (random, temporal,
+           leave-last-out)
+02         ``models.content`` (TF-IDF content-based filtering)
+03         ``models.neighbours`` (item- and user-kNN)
+04         ``models.factorization`` (MF, BPR, ALS), ``models.linear`` (EASE), ``sampling``
+           (negative sampling)
+05         ``metrics`` (rating and ranking metrics), ``models.base`` (the recommender
+           interface), ``models.baselines`` (popularity, random), ``benchmark`` (the
+           protocol), ``results`` (the README tables)
+06         ``models.deep`` (NeuMF, two towers), ``training`` (the one Keras training loop)
+07, 08     ``attention`` (scaled dot-product and multi-head attention in NumPy)
+09         ``models.transformer`` (positions, the causal Transformer block)
+10         ``models.sasrec`` (the SASRec-style Transformer recommender)
+exercises  ``exercises`` (checkers and the builder), ``grading`` (the teacher's grader)
+all        ``checks`` (argument checks with clear messages)
+=========  ===================================================================================
+
+Every public function's docstring names the notebook that explains it. Importing the package
+imports no TensorFlow: the Keras models live in their own modules.
+"""

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
+from recsys_lib.checks import check_int
+
 #: The symbols of :func:`keras_mha_weights_by_name`, in ``layer.get_weights()`` order
 #: (for a layer with ``use_bias=True``; without biases the ``b_*`` entries are absent).
 MHA_WEIGHT_NAMES = ("W_Q", "b_Q", "W_K", "b_K", "W_V", "b_V", "W_O", "b_O")
@@ -260,12 +262,11 @@ def causal_mask(length: int, num_keys: int | None = None) -> NDArray[np.bool_]:
         Boolean array of shape ``(T, T)`` (or ``(T, S)``).
 
     Raises:
-        ValueError: a length that is not a non-negative integer.
+        ArgumentError: a length that is not an integer >= 0.
     """
     sizes = {"length": length} if num_keys is None else {"length": length, "num_keys": num_keys}
     for name, size in sizes.items():
-        if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {size!r}")
+        check_int(name, size, minimum=0)
     return np.tri(length, num_keys, dtype=bool)
 
 
@@ -302,6 +303,8 @@ def padding_mask(
         ValueError: an input that is neither 1-D integer lengths nor a 2-D boolean array,
             lengths that are negative or longer than ``max_len``, a ``max_len`` that
             disagrees with the boolean array, or an unknown ``pad_side``.
+
+    Explained in notebook 07.
     """
     arr = np.asarray(lengths_or_valid)
     if arr.dtype == bool and arr.ndim == 2:
@@ -351,6 +354,8 @@ def combine_masks(*masks: ArrayLike | None) -> NDArray[np.bool_] | None:
 
     Raises:
         ValueError: a non-boolean mask, or masks whose shapes do not broadcast.
+
+    Explained in notebook 07.
     """
     arrays = [_as_bool_mask(m, f"masks[{i}]") for i, m in enumerate(masks) if m is not None]
     if not arrays:
@@ -388,6 +393,8 @@ def softmax_jacobian(p: ArrayLike) -> NDArray:
     Raises:
         ValueError: ``p`` is not 1-D, or is not a probability vector (entries outside
             [0, 1], or a sum other than 1; all zeros is allowed).
+
+    Explained in notebook 07.
     """
     p = _as_float(p, "p", np.float64)
     if p.ndim != 1:
@@ -440,6 +447,8 @@ def attention_backward(
     Raises:
         ValueError: the errors of :func:`scaled_dot_product_attention`, or ``d_output``
             whose shape is not the output's.
+
+    Explained in notebook 07.
     """
     q, k, v, mask, scale = _prepare_attention(q, k, v, mask, scale, dtype)
     w = _attention_weights(q, k, mask, scale)
@@ -741,6 +750,8 @@ def mha_parameter_count(
 
     Raises:
         ValueError: a size that is not a positive integer.
+
+    Explained in notebook 08.
     """
     value_dim = key_dim if value_dim is None else value_dim
     d_out = d_model if d_out is None else d_out
@@ -750,8 +761,7 @@ def mha_parameter_count(
              "value_dim": value_dim, "d_out": d_out, "d_key_input": d_key_input,
              "d_value_input": d_value_input}
     for name, size in sizes.items():
-        if isinstance(size, bool) or not isinstance(size, int | np.integer) or size <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {size!r}")
+        check_int(name, size)
     kernels = (d_model * num_heads * key_dim + d_key_input * num_heads * key_dim
                + d_value_input * num_heads * value_dim + num_heads * value_dim * d_out)
     biases = 2 * num_heads * key_dim + num_heads * value_dim + d_out

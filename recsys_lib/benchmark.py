@@ -80,13 +80,13 @@ MODELS: dict[str, tuple[Callable, list[dict], list[dict]]] = {
             _grid(n_factors=[64, 128], l2=[10.0, 50.0], alpha=[10.0]),
             [{"n_factors": 32, "iterations": 3}]),
     "neumf": (_factory("deep", "NeuMFRecommender", seeded=True),
-              _grid(epochs=[30], evaluate_every=[2], patience=[3], verbose=[False],
+              _grid(epochs=[30], eval_every=[2], patience=[3], progress=[False],
                     n_negatives=[4], learning_rate=[2e-3]),
-              [{"epochs": 2, "verbose": False}]),
+              [{"epochs": 2, "progress": False}]),
     "two_tower": (_factory("deep", "TwoTowerRecommender", seeded=True),
-                  _grid(epochs=[40], evaluate_every=[2], patience=[3], verbose=[False],
+                  _grid(epochs=[40], eval_every=[2], patience=[3], progress=[False],
                         temperature=[0.1]),
-                  [{"epochs": 2, "verbose": False}]),
+                  [{"epochs": 2, "progress": False}]),
     "sasrec": (_factory("sasrec", "SASRecRecommender", seeded=True),
                [{"max_len": 50, "d_model": 64, "num_blocks": 2, "num_heads": 2, "dropout": 0.2,
                  "epochs": 150, "patience": 3, "eval_every": 3}],
@@ -98,7 +98,10 @@ MODELS: dict[str, tuple[Callable, list[dict], list[dict]]] = {
 
 
 def versions() -> dict[str, str]:
-    """Versions of Python and the main libraries, for metrics.json."""
+    """Versions of Python and the main libraries, for metrics.json.
+
+    Explained in notebook 05.
+    """
     out = {"python": platform.python_version()}
     for name in ("numpy", "pandas", "scipy", "tensorflow", "keras"):
         try:
@@ -115,6 +118,8 @@ def validation_scores(model_name: str, grid: list[dict], split, items: pd.DataFr
     Returns:
         One dict per grid point: parameters (with the early-stopped epoch count), validation
         NDCG and HR at 10, fit time.
+
+    Explained in notebook 05.
     """
     from tqdm.auto import tqdm
 
@@ -157,6 +162,8 @@ def run(model_name: str, dataset: str, out: Path, data_dir: str | None = None,
 
     Raises:
         ValueError: unknown model or dataset name.
+
+    Explained in notebook 05.
     """
     if model_name not in MODELS:
         raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(MODELS)}")

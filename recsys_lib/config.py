@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys_lib.checks import check_int
+
 QUICK_ENV_VAR = "RECSYS_QUICK"
 DATA_DIR_ENV_VAR = "RECSYS_DATA_DIR"
 DEFAULT_SEED = 42
@@ -32,6 +34,8 @@ def is_quick_mode() -> bool:
 
     Returns:
         True when ``RECSYS_QUICK`` is set to ``1``, ``true`` or ``yes`` (any case).
+
+    Explained in notebook 00.
     """
     return os.environ.get(QUICK_ENV_VAR, "").strip().lower() in {"1", "true", "yes"}
 
@@ -50,10 +54,10 @@ def set_seed(seed: int = DEFAULT_SEED) -> int:
 
     Raises:
         ValueError: if ``seed`` is negative or not an integer.
+
+    Explained in notebook 00.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    seed = int(seed)
+    seed = check_int("seed", seed, minimum=0)
     random.seed(seed)
     np.random.seed(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)
@@ -70,6 +74,8 @@ def default_data_dir() -> Path:
 
     Returns:
         The folder (not created here).
+
+    Explained in notebook 00.
     """
     override = os.environ.get(DATA_DIR_ENV_VAR)
     if override:
@@ -91,8 +97,11 @@ def environment_summary(packages: tuple[str, ...] | None = None) -> str:
         packages: distribution names to report; a sensible default list when None.
 
     Returns:
-        A multi-line string. When TensorFlow has already been imported, it also lists the
-        GPUs TensorFlow can see.
+        A multi-line string. It ends with the versions the course was tested with on Google
+        Colab (from ``constraints-colab.txt``) and, when TensorFlow has already been imported,
+        the GPUs TensorFlow can see.
+
+    Explained in notebook 00.
     """
     if packages is None:
         packages = ("numpy", "pandas", "scipy", "matplotlib", "tensorflow", "keras")
@@ -104,6 +113,11 @@ def environment_summary(packages: tuple[str, ...] | None = None) -> str:
         f"Data cache  {default_data_dir()}",
     ]
     lines += [f"{name:<11} {_version(name)}" for name in packages]
+    from recsys_lib.course import colab_tested_line  # imported late: course imports config
+
+    colab = colab_tested_line()
+    if colab:
+        lines.append(f"Colab       {colab}")
     if "tensorflow" in sys.modules:
         gpus = sys.modules["tensorflow"].config.list_physical_devices("GPU")
         lines.append(f"GPUs        {len(gpus)} visible to TensorFlow")

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from recsys_lib.checks import check_ints
 from recsys_lib.splits import order_by_user_time
 
 
@@ -38,6 +39,8 @@ def clean_ratings(
 
     Raises:
         ValueError: missing columns, empty table, or ``min_rating > max_rating``.
+
+    Explained in notebook 01.
     """
     _require(ratings, ("user_id", "item_id", "rating", "timestamp"))
     if min_rating > max_rating:
@@ -111,6 +114,8 @@ def encode_ids(ratings: pd.DataFrame) -> tuple[pd.DataFrame, IdEncoder, IdEncode
 
     Returns:
         ``(encoded, user_encoder, item_encoder)``; ``encoded`` is a copy.
+
+    Explained in notebook 01.
     """
     _require(ratings, ("user_id", "item_id"))
     users = IdEncoder().fit(ratings["user_id"])
@@ -123,7 +128,10 @@ def encode_ids(ratings: pd.DataFrame) -> tuple[pd.DataFrame, IdEncoder, IdEncode
 
 
 def mean_center(ratings: pd.DataFrame, by: str = "user_id") -> pd.Series:
-    """Each rating minus the mean rating of its user (or item, with ``by="item_id"``)."""
+    """Each rating minus the mean rating of its user (or item, with ``by="item_id"``).
+
+    Explained in notebook 01.
+    """
     _require(ratings, (by, "rating"))
     return ratings["rating"] - ratings.groupby(by)["rating"].transform("mean")
 
@@ -133,6 +141,8 @@ def zscore(ratings: pd.DataFrame, by: str = "user_id") -> pd.Series:
 
     A user who gave every item the same rating (standard deviation 0) gets z = 0 for all
     of them rather than a division by zero.
+
+    Explained in notebook 01.
     """
     _require(ratings, (by, "rating"))
     grouped = ratings.groupby(by)["rating"]
@@ -145,6 +155,8 @@ def to_implicit(ratings: pd.DataFrame, threshold: float = 4.0) -> pd.DataFrame:
 
     Returns:
         The kept rows without the ``rating`` column (original index).
+
+    Explained in notebook 01.
     """
     _require(ratings, ("rating",))
     return ratings.loc[ratings["rating"] >= threshold].drop(columns="rating")
@@ -165,10 +177,11 @@ def k_core(ratings: pd.DataFrame, k_users: int = 5, k_items: int = 5) -> pd.Data
 
     Raises:
         ValueError: k < 1.
+
+    Explained in notebook 01.
     """
     _require(ratings, ("user_id", "item_id"))
-    if k_users < 1 or k_items < 1:
-        raise ValueError(f"k_users and k_items must be >= 1, got {k_users} and {k_items}")
+    check_ints(k_users=k_users, k_items=k_items)
     current = ratings
     while True:
         user_counts = current.groupby("user_id")["user_id"].transform("size")

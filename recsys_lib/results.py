@@ -27,6 +27,8 @@ def collect_runs(folder: str | Path) -> pd.DataFrame:
 
     Raises:
         FileNotFoundError: no metrics.json under ``folder``.
+
+    Explained in notebook 05 (the results table) and the README.
     """
     paths = sorted(Path(folder).rglob("metrics.json"))
     if not paths:
@@ -48,7 +50,10 @@ def _cell(values: pd.Series, best: bool) -> str:
 
 
 def results_table(runs: pd.DataFrame) -> str:
-    """A Markdown table, best model first by mean NDCG@10; the best value in bold."""
+    """A Markdown table, best model first by mean NDCG@10; the best value in bold.
+
+    Explained in notebook 05 (the results table) and the README.
+    """
     if runs["quick"].any():
         raise ValueError("some runs were made with --quick; the README shows full runs only")
     grouped = runs.groupby("model")
@@ -77,6 +82,8 @@ def readme_table(readme: str | Path, key: str) -> str:
 
     Raises:
         ValueError: the markers are missing.
+
+    Explained in notebook 05 (the results table) and the README.
     """
     match = _block_pattern(key).search(Path(readme).read_text())
     if not match:
@@ -89,6 +96,8 @@ def update_readme(readme: str | Path, key: str, table: str) -> None:
 
     Raises:
         ValueError: the markers are missing.
+
+    Explained in notebook 05 (the results table) and the README.
     """
     path = Path(readme)
     readme_table(path, key)  # raises if the markers are missing

@@ -418,8 +418,8 @@ ERRORS = [
     (lambda: softmax_jacobian(np.ones((2, 2)) / 2), "p must be one probability vector (1-D)"),
     (lambda: softmax_jacobian([0.5, 2.0, 1.0]), "p must be a probability vector (the softmax "
      "output, not the scores): entries in [0, 1] that sum to 1, got sum 3.5"),
-    (lambda: causal_mask(-1), "length must be a non-negative integer, got -1"),
-    (lambda: causal_mask(2.5), "length must be a non-negative integer, got 2.5"),
+    (lambda: causal_mask(-1), "length must be an integer >= 0, got -1"),
+    (lambda: causal_mask(2.5), "length must be an integer >= 0, got 2.5"),
     (lambda: padding_mask([2, 5], 4), "lengths must be between 0 and max_len=4, got min 2 and "
      "max 5"),
     (lambda: padding_mask(np.ones((2, 3))), "lengths_or_valid must be a 2-D boolean"),
@@ -455,7 +455,7 @@ ERRORS = [
                                                          WEIGHTS[::2] + [WEIGHTS[-1]],
                                                          strict=True))),
      "weights has biases ['b_O'] but not ['b_K', 'b_Q', 'b_V']"),
-    (lambda: mha_parameter_count(6, 0, 3), "num_heads must be a positive integer, got 0"),
+    (lambda: mha_parameter_count(6, 0, 3), "num_heads must be an integer >= 1, got 0"),
 ]
 
 

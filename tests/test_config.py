@@ -21,7 +21,7 @@ def test_set_seed_makes_numpy_and_random_repeat():
     config.set_seed(7)
     assert (random.random(), np.random.rand()) == first
     for bad in (-1, 1.5, "3", True):
-        with pytest.raises(ValueError, match="non-negative integer"):
+        with pytest.raises(ValueError, match="seed must be an integer >= 0"):
             config.set_seed(bad)
 
 

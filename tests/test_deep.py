@@ -21,20 +21,16 @@ from recsys_lib.models.baselines import (  # noqa: E402
     PopularityRecommender,
     RandomRecommender,
 )
-from recsys_lib.models.deep import (  # noqa: E402
-    NeuMFRecommender,
-    TwoTowerRecommender,
-    sample_negatives,
-)
+from recsys_lib.models.deep import NeuMFRecommender, TwoTowerRecommender  # noqa: E402
 from recsys_lib.splits import leave_last_out  # noqa: E402
 
 N_USERS, N_ITEMS, PER_USER = 200, 40, 8
 TINY = {
     "neumf": dict(gmf_dim=4, mlp_dim=4, mlp_layers=(8,), n_negatives=4, epochs=10,
-                  batch_size=256, learning_rate=0.01, verbose=False),
+                  batch_size=256, learning_rate=0.01, progress=False),
     "two_tower": dict(embedding_dim=16, hidden=(16,), output_dim=16, use_history=True,
                       max_history=8,
-                      epochs=10, batch_size=128, learning_rate=0.01, verbose=False),
+                      epochs=10, batch_size=128, learning_rate=0.01, progress=False),
 }
 MODELS = {"neumf": NeuMFRecommender, "two_tower": TwoTowerRecommender}
 
@@ -134,7 +130,7 @@ def test_two_tower_history_is_recent_and_hides_the_target():
     train = pd.DataFrame({"user_id": [5, 5, 5, 5, 9], "item_id": [1, 2, 3, 2, 3],
                           "timestamp": [40, 10, 30, 20, 0]})
     model = TwoTowerRecommender(use_history=True, max_history=2, epochs=1, batch_size=8,
-                                verbose=False)
+                                progress=False)
     model.fit(train)
     # user 5 in time order: 2 (t=10), 2 (t=20, a repeat), 3 (t=30), 1 (t=40): last two = 3, 1
     np.testing.assert_array_equal(model.history_items_, [[3, 1], [3, 0]])
@@ -154,33 +150,26 @@ def test_two_tower_with_item_features_without_history_or_logq(planted):
 
 
 def test_validation_keeps_the_best_epoch(planted):
-    model = make_model("neumf", epochs=6, evaluate_every=2, learning_rate=0.003)
+    """The shared loop validates every eval_every epochs and restores the best NDCG@10."""
+    model = make_model("neumf", epochs=6, eval_every=2, learning_rate=0.003)
     model.fit(planted.train, validation=planted.test)
-    evaluated = [row for row in model.history_ if "val_hit_rate@10" in row]
+    evaluated = [row for row in model.history_ if "val_ndcg@10" in row]
     assert [row["epoch"] for row in evaluated] == [2, 4, 6]
-    best = max(evaluated, key=lambda row: row["val_hit_rate@10"])
+    best = max(evaluated, key=lambda row: row["val_ndcg@10"])
     assert model.best_epoch_ == best["epoch"]
     relevant = relevant_items(planted.test)
     now = evaluate_ranking(model.recommend(list(relevant), k=10), relevant, k=10)
+    assert now["ndcg@10"] == pytest.approx(best["val_ndcg@10"])
     assert now["hit_rate@10"] == pytest.approx(best["val_hit_rate@10"])
 
 
-def test_patience_stops_early(planted):
+def test_patience_stops_one_validation_after_the_best(planted):
+    """With patience=1 the shared loop stops at the first validation that is not better."""
     model = make_model("neumf", epochs=30, learning_rate=1e-6, patience=1)
     model.fit(planted.train, validation=planted.test)
-    assert len(model.history_) < 30
-
-
-def test_sample_negatives_never_returns_seen_items():
-    import scipy.sparse as sp
-
-    dense = np.array([[1, 1, 0, 0], [0, 1, 1, 1], [1, 1, 1, 1]], dtype=float)
-    matrix = sp.csr_matrix(dense)
-    users, items = sample_negatives(matrix, np.array([0, 1, 2, 0]), 50,
-                                    np.random.default_rng(0))
-    assert len(users) == 150  # user 2 has seen every item: no negatives for it
-    assert not dense[users, items].any()
-    assert set(items[users == 1]) == {0}
+    assert len(model.history_) == model.best_epoch_ + 1 < 30
+    scores = [row["val_ndcg@10"] for row in model.history_]
+    assert scores[-1] <= max(scores[:-1]) and scores.index(max(scores)) + 1 == model.best_epoch_
 
 
 # --------------------------------------------------------------------------------------
@@ -210,7 +199,7 @@ def test_beats_random_on_bundled_data(bundled, name, settings):
     split, relevant = bundled
     random_hr = hit_rate(RandomRecommender(), split, relevant)
     popular_hr = hit_rate(PopularityRecommender(), split, relevant)
-    model_hr = hit_rate(MODELS[name](verbose=False, **settings), split, relevant)
+    model_hr = hit_rate(MODELS[name](progress=False, **settings), split, relevant)
     print(f"\nHR@10 bundled: {name} {model_hr:.4f}, popularity {popular_hr:.4f}, "
           f"random {random_hr:.4f}")
     assert model_hr > max(5 * random_hr, 0.02)

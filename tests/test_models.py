@@ -83,6 +83,47 @@ def test_recommend_returns_fewer_items_when_catalogue_is_exhausted():
     assert recs == {1: [], 2: [11]}
 
 
+class _NaNScores(PopularityRecommender):
+    """Popularity whose scores are NaN for the users listed in ``broken``."""
+
+    name = "nan_scores"
+
+    def __init__(self, broken, everywhere=False):
+        self.broken, self.everywhere = set(broken), everywhere
+
+    def _score(self, user_idx):
+        scores = np.array(super()._score(user_idx), dtype=float)
+        for row, user in enumerate(self.users_.inverse_transform(user_idx)):
+            if user in self.broken:
+                scores[row, :] = np.nan if self.everywhere else scores[row, :]
+                scores[row, ::2] = np.nan
+        return scores
+
+
+@pytest.mark.parametrize("everywhere", [False, True])
+def test_nan_scores_are_an_error_that_names_the_model(everywhere):
+    """Partly NaN scores used to crash with a reshape error, all-NaN ones returned []."""
+    train = planted()
+    model = _NaNScores(broken=[15], everywhere=everywhere).fit(train)
+    assert len(model.recommend([0], k=3)[0]) == 3  # healthy users are unaffected
+    for k in (3, 40):
+        with pytest.raises(ValueError, match=r"_NaNScores \(nan_scores\) gave NaN scores for 1 "
+                                             r"user\(s\), e.g. \[15\]"):
+            model.recommend([0, 15], k=k)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: ItemKNNRecommender(k=0), "k must be an integer >= 1"),
+    (lambda: UserKNNRecommender(k=2.5), "k must be an integer >= 1"),
+    (lambda: ItemKNNRecommender(shrinkage=-1), "shrinkage must be a finite number >= 0"),
+    (lambda: RandomRecommender(seed=-1), "seed must be an integer >= 0"),
+    (lambda: EASERecommender(l2=float("nan")), "l2 must be a finite number > 0"),
+])
+def test_bad_hyper_parameters_are_refused_at_construction(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
 def test_unfitted_model_and_bad_training_table():
     with pytest.raises(RuntimeError, match="not fitted"):
         PopularityRecommender().recommend([1])
@@ -142,7 +183,7 @@ def test_ease_closed_form_solves_its_objective():
     grad = -2 * x_fit.T @ (x_fit - x_fit @ b) + 2 * 3.0 * b
     off = ~np.eye(len(b), dtype=bool)
     np.testing.assert_allclose(grad[off], 0.0, atol=1e-9)
-    with pytest.raises(ValueError, match="l2 must be > 0"):
+    with pytest.raises(ValueError, match="l2 must be a finite number > 0"):
         EASERecommender(l2=0)
 
 

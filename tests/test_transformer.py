@@ -94,7 +94,15 @@ def test_sasrec_learns_a_predictable_sequence_and_saves(tmp_path):
     recs = model.recommend(last["user_id"].tolist(), k=1)
     hits = np.mean([recs[u][0] == i for u, i in zip(last.user_id, last.item_id, strict=True)])
     assert hits > 0.9, model.history_[-3:]
-    assert model.best_epoch_ >= 1 and "val_ndcg@10" in model.history_[-1] | model.history_[0]
+    # early stopping restored the weights of the best validation epoch
+    validated = [row for row in model.history_ if "val_ndcg@10" in row]
+    best = max(validated, key=lambda row: row["val_ndcg@10"])
+    assert model.best_epoch_ == best["epoch"]
+    ranks = model.recommend(last["user_id"].tolist(), k=10)
+    from recsys_lib.metrics import evaluate_ranking, relevant_items
+
+    now = evaluate_ranking(ranks, relevant_items(last), k=10, metrics=("ndcg",))["ndcg@10"]
+    assert now == pytest.approx(best["val_ndcg@10"])
 
     path = tmp_path / "sasrec.keras"
     model.save(str(path))
@@ -121,8 +129,37 @@ def test_sasrec_handles_short_and_long_histories():
         model.recommend_for_history([999])
     with pytest.raises(ValueError, match="timestamp"):
         SASRecRecommender(progress=False).fit(data.drop(columns="timestamp"))
-    with pytest.raises(ValueError, match="max_len must be >= 1"):
+    with pytest.raises(ValueError, match="max_len must be an integer >= 1"):
         SASRecRecommender(max_len=0)
+
+
+def test_sasrec_bad_input_gets_clear_messages(tmp_path):
+    data = cyclic_histories(n_users=12, length=6)
+    data["user_id"] = "u" + data["user_id"].astype(str)  # string ids work like elsewhere
+    model = SASRecRecommender(max_len=4, d_model=8, num_heads=1, num_blocks=1, epochs=1,
+                              progress=False).fit(data)
+    assert len(model.recommend(["u1", "u3"], k=3)["u3"]) == 3
+    with pytest.raises(ValueError, match="two or more training interactions"):
+        SASRecRecommender(epochs=1, progress=False).fit(data.head(1))
+    path = tmp_path / "model.keras"
+    model.save(str(path))
+    loaded = SASRecRecommender.load(str(path))
+    with pytest.raises(RuntimeError, match="recommend_for_history"):
+        loaded.recommend(["u1"])
+    empty = tmp_path / "empty.keras"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="not a readable .keras archive"):
+        SASRecRecommender.load(str(empty))
+    with pytest.raises(FileNotFoundError, match="no model file"):
+        SASRecRecommender.load(str(tmp_path / "missing.keras"))
+    other = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    other.save(tmp_path / "other.keras")
+    with pytest.raises(ValueError, match="not a SASRec model"):
+        SASRecRecommender.load(str(tmp_path / "other.keras"))
+    with pytest.raises(ValueError, match="dropout"):
+        SASRecRecommender(dropout=1.0)
+    with pytest.raises(ValueError, match="batch_size must be an integer"):
+        SASRecRecommender(batch_size=True)
 
 
 def test_quick_sasrec_benchmark_learns_more_than_popularity(tmp_path):

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recsys_lib.checks import check_k
 from recsys_lib.preprocessing import IdEncoder
 
 
@@ -29,6 +30,8 @@ class Recommender:
         matrix_: CSR user-item matrix (n_users, n_items); values are ratings when
             ``uses_ratings`` and the training table has a ``rating`` column, else 1.0.
         train_: the training table (user_id, item_id[, rating, timestamp]).
+
+    Explained in notebook 05.
     """
 
     #: Short name used in results tables and by the benchmark.
@@ -36,7 +39,7 @@ class Recommender:
     #: True for rating-prediction models that learn from the rating values.
     uses_ratings = False
     #: Users scored per batch in ``recommend`` (bounds memory: batch x n_items floats).
-    batch_size = 1024
+    recommend_batch_size = 1024
 
     def fit(self, train: pd.DataFrame, items: Iterable | None = None) -> Recommender:
         """Learn from ``train``; ``items`` adds catalogue items with no interactions.
@@ -104,25 +107,37 @@ class Recommender:
             ``{user_id: [item_id, ...]}`` in the order of ``users``.
 
         Raises:
-            ValueError: k < 1 or an unknown user id.
+            ArgumentError: k is not an integer >= 1.
+            ValueError: an unknown user id, or scores with NaN (a model that diverged).
         """
-        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise ValueError(f"k must be an integer >= 1, got {k!r}")
+        k = check_k(k)
         users = list(users)
         idx = self._user_indices(users)
-        result = {}
-        for start in range(0, len(users), self.batch_size):
-            batch = idx[start:start + self.batch_size]
+        result, step = {}, self.recommend_batch_size
+        for start in range(0, len(users), step):
+            batch = idx[start:start + step]
             scores = np.asarray(self._score(batch), dtype=np.float64).copy()
+            self._check_scores(scores, batch)
             if exclude_seen:
                 seen = self.matrix_[batch]
                 scores[np.repeat(np.arange(len(batch)), np.diff(seen.indptr)),
                        seen.indices] = -np.inf
             top = top_k_indices(scores, k)
-            for row, user in enumerate(users[start:start + self.batch_size]):
+            for row, user in enumerate(users[start:start + step]):
                 valid = top[row][np.isfinite(scores[row, top[row]])]
                 result[user] = self.items_.inverse_transform(valid).tolist()
         return result
+
+
+    def _check_scores(self, scores: np.ndarray, user_idx: np.ndarray) -> None:
+        """Raise if a score is NaN: a ranking with NaN in it is meaningless."""
+        bad = np.isnan(scores).any(axis=1)
+        if bad.any():
+            users = self.users_.inverse_transform(user_idx[bad][:5]).tolist()
+            raise ValueError(f"{type(self).__name__} ({self.name}) gave NaN scores for "
+                             f"{int(bad.sum())} user(s), e.g. {users}: the model is broken "
+                             "(training diverged, or a NaN in its input); refit it, e.g. with "
+                             "a smaller learning rate, or clean the data")
 
 
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
@@ -135,6 +150,8 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     Args:
         scores: (n_rows, n_cols) array without NaN.
         k: how many; capped at n_cols.
+
+    Explained in notebook 05.
     """
     k = min(k, scores.shape[1])
     kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1:k]  # the k-th largest per row

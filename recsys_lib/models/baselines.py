@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recsys_lib.checks import check_int
+from recsys_lib.config import DEFAULT_SEED
 from recsys_lib.models.base import Recommender
 
 
@@ -12,6 +14,8 @@ class PopularityRecommender(Recommender):
     """Recommend the items with the most training interactions (the same list for everyone).
 
     Simple and often strong: a personalised model that does not beat it has learned little.
+
+    Explained in notebook 05.
     """
 
     name = "popularity"
@@ -28,12 +32,14 @@ class RandomRecommender(Recommender):
 
     Args:
         seed: the same seed gives the same recommendations for the same users.
+
+    Explained in notebook 05.
     """
 
     name = "random"
 
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
+    def __init__(self, seed: int = DEFAULT_SEED) -> None:
+        self.seed = check_int("seed", seed, minimum=0)
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
         self.n_items_ = matrix.shape[1]

@@ -26,6 +26,8 @@ def item_documents(items: pd.DataFrame, use_titles: bool = True) -> pd.Series:
 
     Returns:
         A Series of token lists indexed by item_id.
+
+    Explained in notebook 02.
     """
     missing = {"item_id", "genres"} - set(items.columns)
     if missing:
@@ -49,6 +51,8 @@ def tfidf_matrix(documents: Iterable[list[str]]) -> tuple[sp.csr_matrix, list[st
 
     Returns:
         ``(matrix, vocabulary)``: (n_docs, n_terms) CSR and the term of each column.
+
+    Explained in notebook 02.
     """
     docs = list(documents)
     vocab: dict[str, int] = {}
@@ -79,6 +83,8 @@ class ContentBasedRecommender(Recommender):
         items: the item table (``item_id, title, genres``).
         use_titles: include title words in the item documents.
         weight_by_rating: weight profiles by (rating - user mean) instead of 1.
+
+    Explained in notebook 02.
     """
 
     name = "content"

@@ -10,217 +10,38 @@ Both follow the interface of :mod:`recsys_lib.models.base` and are trained for r
   vectors can be computed once and indexed for fast retrieval. Trained with an in-batch
   softmax.
 
-Extra to the base interface: ``fit(train, validation=val_table)`` evaluates HR@10 on
-``validation`` every ``evaluate_every`` epochs and keeps the best weights; ``history_`` holds
-one dict per epoch. Keras and TensorFlow are imported with this module.
+Both train through the course's one training loop (:mod:`recsys_lib.training`):
+``fit(train, validation=val_table)`` validates NDCG@10 over the full catalogue every
+``eval_every`` epochs, stops after ``patience`` validations without improvement and keeps
+the best weights; ``history_`` holds one dict per epoch. Keras and TensorFlow are imported
+with this module.
 
 Explained in notebook 06.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from keras import ops
-from tqdm.auto import tqdm
 
+from recsys_lib.checks import check_float, check_int, check_sizes
 from recsys_lib.config import DEFAULT_SEED
-from recsys_lib.metrics import evaluate_ranking, relevant_items
-from recsys_lib.models.base import Recommender
+from recsys_lib.sampling import sample_negatives
+from recsys_lib.training import KerasRecommender
 
-#: Cut-off of the validation metrics computed during training.
-VALIDATION_K = 10
 #: Scores are computed in chunks of at most this many floats (bounds memory in ``_score``).
 _CHUNK_FLOATS = 1 << 22
-
-
-# ----------------------------------------------------------------------------- checks
-def _check_int(name: str, value: int, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_float(name: str, value: float, minimum: float = 0.0, strict: bool = True) -> float:
-    ok = isinstance(value, int | float | np.number) and not isinstance(value, bool)
-    if not ok or not np.isfinite(value) or value < minimum or (strict and value == minimum):
-        sign = ">" if strict else ">="
-        raise ValueError(f"{name} must be a finite number {sign} {minimum}, got {value!r}")
-    return float(value)
-
-
-def _check_layers(name: str, layers: Sequence[int], allow_empty: bool) -> tuple[int, ...]:
-    if isinstance(layers, int | str) or not isinstance(layers, Iterable):
-        raise ValueError(f"{name} must be a sequence of layer sizes, e.g. (64, 32), got "
-                         f"{layers!r}")
-    layers = tuple(layers)
-    if not layers and not allow_empty:
-        raise ValueError(f"{name} needs at least one layer size, got ()")
-    for size in layers:
-        _check_int(f"every size in {name}", size)
-    return tuple(int(s) for s in layers)
-
-
-# ----------------------------------------------------------------------------- shared trainer
-class _KerasRecommender(Recommender):
-    """Training loop shared by the Keras models: seeding, epochs, validation, progress bar.
-
-    Subclasses implement ``_build(matrix)`` (returns a compiled ``keras.Model``),
-    ``_epoch_data(matrix, rng)`` (returns ``x, y`` NumPy inputs for one epoch) and
-    ``_score``. Attributes set by ``fit``: ``model_``, ``history_`` (one dict per epoch:
-    ``epoch, loss, seconds`` and, on evaluated epochs, ``val_hit_rate@10, val_ndcg@10``),
-    ``best_epoch_`` (epoch whose weights are kept; the last one without validation).
-    """
-
-    def __init__(self, epochs: int, batch_size: int, learning_rate: float, seed: int,
-                 evaluate_every: int, patience: int | None, verbose: bool) -> None:
-        self.epochs = _check_int("epochs", epochs)
-        self.batch_size = _check_int("batch_size", batch_size)
-        self.learning_rate = _check_float("learning_rate", learning_rate)
-        self.seed = _check_int("seed", seed, minimum=0)
-        self.evaluate_every = _check_int("evaluate_every", evaluate_every)
-        self.patience = None if patience is None else _check_int("patience", patience)
-        self.verbose = bool(verbose)
-
-    def fit(self, train: pd.DataFrame, items: Iterable | None = None,
-            validation: pd.DataFrame | None = None) -> _KerasRecommender:
-        """Train on ``train``; with ``validation``, keep the weights with the best HR@10.
-
-        Args:
-            train: user_id, item_id[, timestamp] (ratings are ignored: implicit feedback).
-            items: extra catalogue items with no interactions (see the base class).
-            validation: held-out user_id, item_id rows (e.g. ``split.val``); users not in
-                ``train`` are ignored. Evaluated every ``evaluate_every`` epochs and after
-                the last one, with seen items excluded.
-
-        Returns:
-            self.
-
-        Raises:
-            ValueError: bad ``train`` (see the base class) or ``validation`` without
-                ``user_id`` / ``item_id`` columns.
-        """
-        if validation is not None and (not isinstance(validation, pd.DataFrame)
-                                       or {"user_id", "item_id"} - set(validation.columns)):
-            raise ValueError("validation must be a DataFrame with user_id and item_id columns")
-        self._validation = validation
-        try:
-            return super().fit(train, items)
-        finally:
-            del self._validation
-
-    def _fit(self, matrix: sp.csr_matrix) -> None:
-        keras.utils.set_random_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
-        self.model_ = self._build(matrix)
-        relevant = self._validation_relevant()
-        self.history_, self.best_epoch_ = [], self.epochs
-        best_score, best_weights = -np.inf, None
-        bar = tqdm(range(1, self.epochs + 1), desc=self.name, unit="epoch",
-                   disable=not self.verbose)
-        for epoch in bar:
-            start = time.perf_counter()
-            x, y = self._epoch_data(matrix, rng)
-            fitted = self.model_.fit(x, y, batch_size=self.batch_size, epochs=1,
-                                     shuffle=False, verbose=0)
-            row = {"epoch": epoch, "loss": float(fitted.history["loss"][-1])}
-            if relevant and (epoch % self.evaluate_every == 0 or epoch == self.epochs):
-                row.update(self._validate(relevant))
-                if row[f"val_hit_rate@{VALIDATION_K}"] > best_score:
-                    best_score = row[f"val_hit_rate@{VALIDATION_K}"]
-                    best_weights, self.best_epoch_ = self.model_.get_weights(), epoch
-            row["seconds"] = time.perf_counter() - start
-            self.history_.append(row)
-            bar.set_postfix({k.replace("val_", ""): f"{v:.4f}" for k, v in row.items()
-                             if k.startswith(("loss", "val_"))})
-            if self._out_of_patience():
-                break
-        if best_weights is not None:
-            self.model_.set_weights(best_weights)
-
-    def _out_of_patience(self) -> bool:
-        """True when ``patience`` evaluations in a row did not beat the best HR@10."""
-        evaluated = [r["epoch"] for r in self.history_ if f"val_hit_rate@{VALIDATION_K}" in r]
-        return (self.patience is not None and bool(evaluated)
-                and sum(e > self.best_epoch_ for e in evaluated) >= self.patience)
-
-    def _validation_relevant(self) -> dict:
-        if self._validation is None:
-            return {}
-        known = self._validation[self._validation["user_id"].isin(self.users_.ids_)]
-        return relevant_items(known)
-
-    def _validate(self, relevant: dict) -> dict[str, float]:
-        recs = self.recommend(list(relevant), k=VALIDATION_K)
-        result = evaluate_ranking(recs, relevant, k=VALIDATION_K, metrics=("hit_rate", "ndcg"))
-        return {f"val_{k}": v for k, v in result.items() if "@" in k}
-
-    def _optimizer(self) -> keras.optimizers.Optimizer:
-        return keras.optimizers.Adam(learning_rate=self.learning_rate)
-
-    # ----------------------------------------------------------------- for subclasses
-    def _build(self, matrix: sp.csr_matrix) -> keras.Model:
-        raise NotImplementedError
-
-    def _epoch_data(self, matrix: sp.csr_matrix, rng: np.random.Generator) -> tuple:
-        raise NotImplementedError
 
 
 def _positive_pairs(matrix: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     """(user index, item index) of every non-zero of the CSR matrix, row by row."""
     users = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
     return users.astype(np.int32), matrix.indices.astype(np.int32)
-
-
-def sample_negatives(matrix: sp.csr_matrix, users: np.ndarray, n: int,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Draw ``n`` items per entry of ``users``, uniformly among items the user has not seen.
-
-    Rejection sampling: draw uniformly, redraw the ones that hit a seen item. Users who have
-    seen the whole catalogue get no negatives.
-
-    Args:
-        matrix: CSR user-item matrix (seen = non-zero).
-        users: user indices, one per positive pair (repeats allowed).
-        n: negatives per entry, >= 1.
-        rng: NumPy generator (the same seed gives the same negatives).
-
-    Returns:
-        ``(neg_users, neg_items)``, both of length ``n * len(users)`` (less for users
-        who have seen every item).
-
-    Raises:
-        ValueError: ``n`` < 1.
-
-    Explained in notebook 06.
-    """
-    n = _check_int("n", n)
-    n_items = matrix.shape[1]
-    seen_keys = _keys(*_positive_pairs(matrix), n_items)
-    neg_users = np.repeat(users, n)
-    neg_users = neg_users[np.diff(matrix.indptr)[neg_users] < n_items].astype(np.int64)
-    items = rng.integers(0, n_items, size=len(neg_users))
-    bad = np.flatnonzero(_is_seen(neg_users * n_items + items, seen_keys))
-    while bad.size:
-        items[bad] = rng.integers(0, n_items, size=bad.size)
-        bad = bad[_is_seen(neg_users[bad] * n_items + items[bad], seen_keys)]
-    return neg_users.astype(np.int32), items.astype(np.int32)
-
-
-def _keys(users: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
-    return np.sort(users.astype(np.int64) * n_items + items)
-
-
-def _is_seen(keys: np.ndarray, sorted_seen: np.ndarray) -> np.ndarray:
-    if not sorted_seen.size:
-        return np.zeros(keys.shape, dtype=bool)
-    pos = np.searchsorted(sorted_seen, keys).clip(max=len(sorted_seen) - 1)
-    return sorted_seen[pos] == keys
 
 
 def _embedding(n: int, dim: int, name: str, l2: float = 0.0) -> keras.layers.Embedding:
@@ -231,7 +52,7 @@ def _embedding(n: int, dim: int, name: str, l2: float = 0.0) -> keras.layers.Emb
 
 
 # ----------------------------------------------------------------------------- NeuMF
-class NeuMFRecommender(_KerasRecommender):
+class NeuMFRecommender(KerasRecommender):
     """Neural Matrix Factorisation (He et al., 2017): GMF and MLP branches fused in one logit.
 
     ``logit(u, i) = h . [p_u * q_i ; MLP([p'_u ; q'_i])] + b``: the GMF branch is matrix
@@ -249,14 +70,14 @@ class NeuMFRecommender(_KerasRecommender):
             the number of users scored at once by ``recommend``.
         learning_rate: Adam step size.
         l2: penalty on the embeddings used in each batch (mean squared norm per example).
+        patience: with ``validation``, stop after this many validations in a row without
+            a better NDCG@10 (None: train all ``epochs``, keep the best weights).
+        eval_every: with ``fit(..., validation=...)``, epochs between validations.
+        progress: print one line per epoch.
         seed: seeds Keras (weights) and the negative sampler; same seed, same model on CPU.
-        evaluate_every: with ``fit(..., validation=...)``, epochs between evaluations.
-        patience: with ``validation``, stop after this many evaluations in a row without
-            a better HR@10 (None: train all ``epochs``).
-        verbose: show a progress bar.
 
     Raises:
-        ValueError: a size, count or rate that is not positive (``l2`` may be 0).
+        ArgumentError: a size, count or rate that is not positive (``l2`` may be 0).
 
     Explained in notebook 06.
     """
@@ -265,16 +86,22 @@ class NeuMFRecommender(_KerasRecommender):
 
     def __init__(self, gmf_dim: int = 32, mlp_dim: int = 32,
                  mlp_layers: Sequence[int] = (64, 32, 16), n_negatives: int = 4,
-                 epochs: int = 10, batch_size: int = 1024, learning_rate: float = 2e-3,
-                 l2: float = 0.0, seed: int = DEFAULT_SEED, evaluate_every: int = 1,
-                 patience: int | None = None, verbose: bool = True) -> None:
-        super().__init__(epochs, batch_size, learning_rate, seed, evaluate_every, patience,
-                         verbose)
-        self.gmf_dim = _check_int("gmf_dim", gmf_dim)
-        self.mlp_dim = _check_int("mlp_dim", mlp_dim)
-        self.mlp_layers = _check_layers("mlp_layers", mlp_layers, allow_empty=False)
-        self.n_negatives = _check_int("n_negatives", n_negatives)
-        self.l2 = _check_float("l2", l2, strict=False)
+                 l2: float = 0.0, epochs: int = 10, batch_size: int = 1024,
+                 learning_rate: float = 2e-3, patience: int | None = None, eval_every: int = 1,
+                 progress: bool = True, seed: int = DEFAULT_SEED) -> None:
+        super().__init__(epochs, batch_size, learning_rate, patience, eval_every, progress,
+                         seed)
+        self.gmf_dim = check_int("gmf_dim", gmf_dim)
+        self.mlp_dim = check_int("mlp_dim", mlp_dim)
+        self.mlp_layers = check_sizes("mlp_layers", mlp_layers)
+        self.n_negatives = check_int("n_negatives", n_negatives)
+        self.l2 = check_float("l2", l2, strict=False)
+
+    def _fit(self, matrix: sp.csr_matrix) -> None:
+        keras.utils.set_random_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        self.model_ = self._build(matrix)
+        self._train(self.model_, lambda epoch: self._epoch_data(matrix, rng))
 
     def _build(self, matrix: sp.csr_matrix) -> keras.Model:
         n_users, n_items = matrix.shape
@@ -291,13 +118,21 @@ class NeuMFRecommender(_KerasRecommender):
         fused = keras.layers.Concatenate(name="fused")([gmf, hidden])
         logit = keras.layers.Dense(1, name="logit")(fused)
         model = keras.Model({"user": user, "item": item}, logit, name="neumf")
-        model.compile(optimizer=self._optimizer(),
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate),
                       loss=keras.losses.BinaryCrossentropy(from_logits=True))
         return model
 
     def _epoch_data(self, matrix: sp.csr_matrix, rng: np.random.Generator) -> tuple:
+        """Every observed pair (label 1) and ``n_negatives`` unseen items each (label 0).
+
+        Users who have seen the whole catalogue have no negatives; their positives still
+        count.
+        """
         pos_users, pos_items = _positive_pairs(matrix)
-        neg_users, neg_items = sample_negatives(matrix, pos_users, self.n_negatives, rng)
+        has_room = np.diff(matrix.indptr)[pos_users] < matrix.shape[1]
+        neg_items = sample_negatives(matrix, pos_users[has_room], rng,
+                                     n=self.n_negatives).ravel().astype(np.int32)
+        neg_users = np.repeat(pos_users[has_room], self.n_negatives)
         users = np.concatenate([pos_users, neg_users])
         items = np.concatenate([pos_items, neg_items])
         labels = np.concatenate([np.ones(len(pos_users)), np.zeros(len(neg_users))])
@@ -366,6 +201,8 @@ def in_batch_softmax_loss(y_true, logits):
     """Softmax cross-entropy of each row of ``logits`` with its diagonal entry as the label.
 
     ``y_true`` is ignored (Keras needs a target; the labels are the positions in the batch).
+
+    Explained in notebook 06.
     """
     labels = ops.arange(ops.shape(logits)[0])
     return keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
@@ -380,7 +217,7 @@ def _tower(inputs: keras.KerasTensor, hidden: tuple[int, ...], output_dim: int,
     return keras.layers.UnitNormalization(name=f"{prefix}_norm")(inputs)
 
 
-class TwoTowerRecommender(_KerasRecommender):
+class TwoTowerRecommender(KerasRecommender):
     """Two towers: user and item mapped separately to unit vectors; score = dot product.
 
     User tower ("user interest model"): the user-id embedding, plus (``use_history``) the
@@ -412,12 +249,13 @@ class TwoTowerRecommender(_KerasRecommender):
         item_features: optional DataFrame indexed by item_id with numeric columns, e.g.
             multi-hot genres: ``items.set_index("item_id")["genres"].str.get_dummies("|")``.
             Items missing from it get zeros.
-        epochs, batch_size, learning_rate, seed, evaluate_every, patience, verbose: as in
+        epochs, batch_size, learning_rate, patience, eval_every, progress, seed: as in
             :class:`NeuMFRecommender`; ``batch_size`` is also the number of candidates
             in each softmax (1 positive + batch_size - 1 negatives).
 
     Raises:
-        ValueError: a size, count or rate that is not positive, or bad ``item_features``.
+        ArgumentError: a size, count or rate that is not positive.
+        ValueError: bad ``item_features``.
 
     Explained in notebook 06.
     """
@@ -428,21 +266,27 @@ class TwoTowerRecommender(_KerasRecommender):
                  output_dim: int = 64, temperature: float = 0.1, use_history: bool = False,
                  max_history: int = 20, logq_correction: bool = True,
                  item_features: pd.DataFrame | None = None, epochs: int = 10,
-                 batch_size: int = 512, learning_rate: float = 2e-3, seed: int = DEFAULT_SEED,
-                 evaluate_every: int = 1, patience: int | None = None,
-                 verbose: bool = True) -> None:
-        super().__init__(epochs, batch_size, learning_rate, seed, evaluate_every, patience,
-                         verbose)
-        self.embedding_dim = _check_int("embedding_dim", embedding_dim)
-        self.hidden = _check_layers("hidden", hidden, allow_empty=True)
-        self.output_dim = _check_int("output_dim", output_dim)
-        self.temperature = _check_float("temperature", temperature)
+                 batch_size: int = 512, learning_rate: float = 2e-3,
+                 patience: int | None = None, eval_every: int = 1, progress: bool = True,
+                 seed: int = DEFAULT_SEED) -> None:
+        super().__init__(epochs, batch_size, learning_rate, patience, eval_every, progress,
+                         seed)
+        self.embedding_dim = check_int("embedding_dim", embedding_dim)
+        self.hidden = check_sizes("hidden", hidden, allow_empty=True)
+        self.output_dim = check_int("output_dim", output_dim)
+        self.temperature = check_float("temperature", temperature)
         self.use_history = bool(use_history)
-        self.max_history = _check_int("max_history", max_history)
+        self.max_history = check_int("max_history", max_history)
         self.logq_correction = bool(logq_correction)
         self.item_features = _check_features(item_features)
 
     # ----------------------------------------------------------------- model
+    def _fit(self, matrix: sp.csr_matrix) -> None:
+        keras.utils.set_random_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        self.model_ = self._build(matrix)
+        self._train(self.model_, lambda epoch: self._epoch_data(matrix, rng))
+
     def _build(self, matrix: sp.csr_matrix) -> keras.Model:
         n_users, n_items = matrix.shape
         self.history_items_ = self._recent_items() if self.use_history else None
@@ -461,7 +305,8 @@ class TwoTowerRecommender(_KerasRecommender):
             self.user_tower_(user_inputs), self.item_tower_({"item": item}), item, logq)
         model = keras.Model({**user_inputs, "item": item, "logq": logq}, logits,
                             name="two_tower")
-        model.compile(optimizer=self._optimizer(), loss=in_batch_softmax_loss)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate),
+                      loss=in_batch_softmax_loss)
         return model
 
     def _build_user_tower(self, n_users: int, n_items: int) -> keras.Model:

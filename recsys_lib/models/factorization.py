@@ -40,7 +40,10 @@ import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit
 
+from recsys_lib.checks import check_float, check_int, check_ints
+from recsys_lib.config import DEFAULT_SEED
 from recsys_lib.models.base import Recommender
+from recsys_lib.sampling import sample_negatives
 
 #: Keys of an explicit-MF parameter dict, and the ones that are learned (``mu`` is fixed).
 MF_PARAM_NAMES = ("mu", "b_u", "b_i", "P", "Q")
@@ -49,28 +52,18 @@ MF_LEARNED = ("b_u", "b_i", "P", "Q")
 MFParams = dict[str, Any]
 
 
-# ------------------------------------------------------------------------- checks
 def _check_positive(**values: float) -> None:
     for name, value in values.items():
-        if not value > 0:
-            raise ValueError(f"{name} must be > 0, got {value}")
+        check_float(name, value)
 
 
 def _check_non_negative(**values: float) -> None:
     for name, value in values.items():
-        if not value >= 0:
-            raise ValueError(f"{name} must be >= 0, got {value}")
+        check_float(name, value, strict=False)
 
 
-def _check_count(**values: int) -> None:
-    for name, value in values.items():
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-
-
-# ------------------------------------------------------------- explicit MF: pure functions
 def init_mf_params(n_users: int, n_items: int, n_factors: int, global_mean: float = 0.0,
-                   init_std: float = 0.1, seed: int = 0) -> MFParams:
+                   init_std: float = 0.1, seed: int = DEFAULT_SEED) -> MFParams:
     """Starting parameters: zero biases, factors drawn from N(0, init_std^2).
 
     Args:
@@ -83,7 +76,7 @@ def init_mf_params(n_users: int, n_items: int, n_factors: int, global_mean: floa
     Returns:
         A parameter dict (float64 arrays). Explained in notebook 04.
     """
-    _check_count(n_users=n_users, n_items=n_items, n_factors=n_factors)
+    check_ints(n_users=n_users, n_items=n_items, n_factors=n_factors)
     _check_non_negative(init_std=init_std)
     rng = np.random.default_rng(seed)
     return {
@@ -251,18 +244,19 @@ class MatrixFactorization(Recommender):
     """Biased matrix factorisation for ratings, trained by mini-batch SGD in NumPy.
 
     Minimises :func:`mf_loss` (``mu`` fixed to the mean training rating). Each epoch visits
-    the training ratings in a new random order, in mini-batches of ``minibatch`` ratings,
-    and takes the step ``theta -= lr * gradient of the batch's loss`` (a sum over the batch,
-    so each rating moves its parameters as much as in per-rating SGD; ``minibatch=1`` *is*
-    per-rating SGD, only slower). For ranking, :meth:`score` gives the predicted rating of
-    every item: rating prediction is not ranking, and notebook 05 shows the price.
+    the training ratings in a new random order, in mini-batches of ``batch_size`` ratings,
+    and takes the step ``theta -= learning_rate * gradient of the batch's loss`` (a sum over
+    the batch, so each rating moves its parameters as much as in per-rating SGD;
+    ``batch_size=1`` *is* per-rating SGD, only slower). For ranking, :meth:`score` gives
+    the predicted rating of every item: rating prediction is not ranking, and notebook 05
+    shows the price.
 
     Args:
         n_factors: length of the user and item vectors.
-        lr: learning rate (Koren's gamma is ``2 * lr``).
+        learning_rate: step size (Koren's gamma is ``2 * learning_rate``).
         l2: per-observation regularisation, as in :func:`mf_loss`.
         epochs: passes over the training ratings.
-        minibatch: ratings per SGD step.
+        batch_size: ratings per SGD step.
         init_std: standard deviation of the initial factors.
         seed: seeds the initial factors and the shuffling; same seed, same model.
 
@@ -280,14 +274,16 @@ class MatrixFactorization(Recommender):
     name = "mf"
     uses_ratings = True
 
-    def __init__(self, n_factors: int = 64, lr: float = 0.01, l2: float = 0.1,
-                 epochs: int = 20, minibatch: int = 256, init_std: float = 0.1,
-                 seed: int = 0) -> None:
-        _check_count(n_factors=n_factors, epochs=epochs, minibatch=minibatch)
-        _check_positive(lr=lr)
+    def __init__(self, n_factors: int = 64, learning_rate: float = 0.01, l2: float = 0.1,
+                 epochs: int = 20, batch_size: int = 256, init_std: float = 0.1,
+                 seed: int = DEFAULT_SEED) -> None:
+        check_ints(n_factors=n_factors, epochs=epochs, batch_size=batch_size)
+        check_int("seed", seed, minimum=0)
+        _check_positive(learning_rate=learning_rate)
         _check_non_negative(l2=l2, init_std=init_std)
-        self.n_factors, self.lr, self.l2, self.epochs = n_factors, lr, l2, epochs
-        self.minibatch, self.init_std, self.seed = minibatch, init_std, seed
+        self.n_factors, self.learning_rate, self.l2 = n_factors, learning_rate, l2
+        self.epochs, self.batch_size = epochs, batch_size
+        self.init_std, self.seed = init_std, seed
 
     def fit(self, train: pd.DataFrame, items: ArrayLike | None = None,
             validation: pd.DataFrame | None = None) -> MatrixFactorization:
@@ -345,9 +341,10 @@ class MatrixFactorization(Recommender):
         self.history_ = []
         for epoch in range(1, self.epochs + 1):
             order = rng.permutation(len(r))
-            for start in range(0, len(r), self.minibatch):
-                batch = order[start:start + self.minibatch]
-                _sgd_step(self.params_, u[batch], i[batch], r[batch], self.l2, self.lr)
+            for start in range(0, len(r), self.batch_size):
+                batch = order[start:start + self.batch_size]
+                _sgd_step(self.params_, u[batch], i[batch], r[batch], self.l2,
+                          self.learning_rate)
             self.history_.append(self._epoch_record(epoch, u, i, r, val))
 
     def _epoch_record(self, epoch: int, u: np.ndarray, i: np.ndarray, r: np.ndarray,
@@ -388,48 +385,6 @@ class MatrixFactorization(Recommender):
 
 
 # ------------------------------------------------------------------------------ BPR-MF
-def interaction_keys(matrix: sp.spmatrix) -> NDArray[np.int64]:
-    """Sorted keys ``user * n_items + item`` of a user-item matrix's stored entries.
-
-    One int64 per interaction: membership of any (user, item) pair is then one binary
-    search (:func:`sample_negatives`), with no dense n_users x n_items array.
-    """
-    coo = matrix.tocoo()
-    return np.sort(coo.row.astype(np.int64) * matrix.shape[1] + coo.col)
-
-
-def _is_seen(keys: np.ndarray, users: np.ndarray, items: np.ndarray, n_items: int) -> np.ndarray:
-    query = users * n_items + items
-    pos = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
-    return keys[pos] == query
-
-
-def sample_negatives(rng: np.random.Generator, users: np.ndarray, seen_keys: np.ndarray,
-                     n_items: int, max_tries: int = 50) -> np.ndarray:
-    """One uniformly drawn item per user that the user has not interacted with.
-
-    Draws that hit a seen item are redrawn, all at once, at most ``max_tries`` rounds; only
-    a user who has seen nearly the whole catalogue can be left with a seen item.
-
-    Args:
-        rng: NumPy generator.
-        users: (n,) user indices.
-        seen_keys: :func:`interaction_keys` of the training matrix.
-        n_items: catalogue size.
-        max_tries: redraw rounds.
-
-    Returns:
-        (n,) item indices. Explained in notebook 04.
-    """
-    neg = rng.integers(n_items, size=len(users))
-    for _ in range(max_tries):
-        bad = _is_seen(seen_keys, users, neg, n_items)
-        if not bad.any():
-            break
-        neg[bad] = rng.integers(n_items, size=int(bad.sum()))
-    return neg
-
-
 class BPRRecommender(Recommender):
     """BPR-MF (Rendle et al. 2009): learn to score a seen item above an unseen one.
 
@@ -437,15 +392,16 @@ class BPRRecommender(Recommender):
     the items u has not seen) it minimises, summed over the triples,
     ``-log sigmoid(x_ui - x_uj) + l2 * (|P[u]|^2 + |Q[i]|^2 + |Q[j]|^2 + b[i]^2 + b[j]^2)``
     by mini-batch SGD: each epoch visits every training interaction once as (u, i) in a
-    random order, draws one j for each, and takes the step ``theta -= lr * gradient of the
-    batch's loss`` (summed over the batch, scattered with ``np.add.at``).
+    random order, draws one j for each, and takes the step
+    ``theta -= learning_rate * gradient of the batch's loss`` (summed over the batch,
+    scattered with ``np.add.at``).
 
     Args:
         n_factors: length of the user and item vectors.
-        lr: learning rate.
+        learning_rate: step size.
         l2: regularisation per triple.
         epochs: passes over the interactions.
-        minibatch: triples per step.
+        batch_size: triples per step.
         init_std: standard deviation of the initial factors.
         seed: seeds the initialisation, the order and the negatives.
 
@@ -459,14 +415,16 @@ class BPRRecommender(Recommender):
 
     name = "bpr"
 
-    def __init__(self, n_factors: int = 64, lr: float = 0.05, l2: float = 0.005,
-                 epochs: int = 40, minibatch: int = 256, init_std: float = 0.1,
-                 seed: int = 0) -> None:
-        _check_count(n_factors=n_factors, epochs=epochs, minibatch=minibatch)
-        _check_positive(lr=lr)
+    def __init__(self, n_factors: int = 64, learning_rate: float = 0.05, l2: float = 0.005,
+                 epochs: int = 40, batch_size: int = 256, init_std: float = 0.1,
+                 seed: int = DEFAULT_SEED) -> None:
+        check_ints(n_factors=n_factors, epochs=epochs, batch_size=batch_size)
+        check_int("seed", seed, minimum=0)
+        _check_positive(learning_rate=learning_rate)
         _check_non_negative(l2=l2, init_std=init_std)
-        self.n_factors, self.lr, self.l2, self.epochs = n_factors, lr, l2, epochs
-        self.minibatch, self.init_std, self.seed = minibatch, init_std, seed
+        self.n_factors, self.learning_rate, self.l2 = n_factors, learning_rate, l2
+        self.epochs, self.batch_size = epochs, batch_size
+        self.init_std, self.seed = init_std, seed
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
         n_users, n_items = matrix.shape
@@ -476,15 +434,14 @@ class BPRRecommender(Recommender):
         self.b_ = np.zeros(n_items)
         coo = matrix.tocoo()
         users, pos = coo.row.astype(np.int64), coo.col.astype(np.int64)
-        keys = interaction_keys(matrix)
         self.history_ = []
         for epoch in range(1, self.epochs + 1):
             order = rng.permutation(len(users))
             u_all, i_all = users[order], pos[order]
-            j_all = sample_negatives(rng, u_all, keys, n_items)  # the epoch's negatives at once
+            j_all = sample_negatives(matrix, u_all, rng)[:, 0]  # the epoch's negatives at once
             total = 0.0
-            for start in range(0, len(order), self.minibatch):
-                batch = slice(start, start + self.minibatch)
+            for start in range(0, len(order), self.batch_size):
+                batch = slice(start, start + self.batch_size)
                 total += self._step(u_all[batch], i_all[batch], j_all[batch])
             self.history_.append({"epoch": epoch, "loss": total / len(order)})
 
@@ -497,7 +454,7 @@ class BPRRecommender(Recommender):
                + b_j ** 2)
         loss = float(np.sum(np.logaddexp(0.0, -x)) + self.l2 * np.sum(reg))
         g = expit(-x)[:, None]  # -d(-log sigmoid(x))/dx
-        lr, two_l2 = self.lr, 2 * self.l2
+        lr, two_l2 = self.learning_rate, 2 * self.l2
         np.add.at(self.P_, u, -lr * (-g * (q_i - q_j) + two_l2 * p))
         np.add.at(self.Q_, i, -lr * (-g * p + two_l2 * q_i))
         np.add.at(self.Q_, j, -lr * (g * p + two_l2 * q_j))
@@ -621,8 +578,9 @@ class ALSRecommender(Recommender):
     name = "als"
 
     def __init__(self, n_factors: int = 64, l2: float = 10.0, alpha: float = 10.0,
-                 iterations: int = 10, init_std: float = 0.01, seed: int = 0) -> None:
-        _check_count(n_factors=n_factors, iterations=iterations)
+                 iterations: int = 10, init_std: float = 0.01,
+                 seed: int = DEFAULT_SEED) -> None:
+        check_ints(n_factors=n_factors, iterations=iterations)
         _check_positive(l2=l2)
         _check_non_negative(alpha=alpha, init_std=init_std)
         self.n_factors, self.l2, self.alpha, self.iterations = n_factors, l2, alpha, iterations
@@ -698,7 +656,8 @@ def build_keras_mf(n_users: int, n_items: int, n_factors: int, l2: float = 0.0,
     ``mf_loss(batch) / B`` (the layer adds the L2 term itself, per observation), so
     minimising it is the same problem as :class:`MatrixFactorization`, and
     ``keras.optimizers.SGD(learning_rate=lr * B)`` with ``batch_size=B`` takes the same
-    steps as ``MatrixFactorization(lr=lr, minibatch=B)``. ``mu`` is a non-trainable weight.
+    steps as ``MatrixFactorization(learning_rate=lr, batch_size=B)``. ``mu`` is a
+    non-trainable weight.
 
     Args:
         n_users, n_items, n_factors: table sizes.
@@ -713,7 +672,7 @@ def build_keras_mf(n_users: int, n_items: int, n_factors: int, l2: float = 0.0,
     Raises:
         ValueError: sizes < 1 or ``l2 < 0``.
     """
-    _check_count(n_users=n_users, n_items=n_items, n_factors=n_factors)
+    check_ints(n_users=n_users, n_items=n_items, n_factors=n_factors)
     _check_non_negative(l2=l2, init_std=init_std)
     import keras
 
@@ -746,6 +705,8 @@ def keras_mf_set_weights(model: Any, params: MFParams) -> None:
     Raises:
         ValueError: the model is not from :func:`build_keras_mf`, or the shapes differ
             (build the model with the same n_users, n_items, n_factors).
+
+    Explained in notebook 04.
     """
     _check_params(params)
     layers = _keras_layers(model)
@@ -765,6 +726,8 @@ def keras_mf_get_params(model: Any) -> MFParams:
 
     Raises:
         ValueError: the model is not from :func:`build_keras_mf`.
+
+    Explained in notebook 04.
     """
     layers = _keras_layers(model)
 

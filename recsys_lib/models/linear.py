@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recsys_lib.checks import check_float
 from recsys_lib.models.base import Recommender
 
 
@@ -17,14 +18,14 @@ class EASERecommender(Recommender):
 
     Args:
         l2: the regularisation lambda (> 0); tune it on validation data.
+
+    Explained in notebook 04.
     """
 
     name = "ease"
 
     def __init__(self, l2: float = 500.0) -> None:
-        if l2 <= 0:
-            raise ValueError(f"l2 must be > 0, got {l2}")
-        self.l2 = l2
+        self.l2 = check_float("l2", l2)
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
         gram = (matrix.T @ matrix).toarray()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from recsys_lib.checks import check_float, check_int
 from recsys_lib.models.base import Recommender
 
 
@@ -20,9 +21,10 @@ def cosine_similarity(matrix: sp.csr_matrix, shrinkage: float = 0.0) -> sp.csr_m
 
     Returns:
         (n_cols, n_cols) CSR similarity matrix.
+
+    Explained in notebook 03.
     """
-    if shrinkage < 0:
-        raise ValueError(f"shrinkage must be >= 0, got {shrinkage}")
+    shrinkage = check_float("shrinkage", shrinkage, strict=False)
     matrix = sp.csc_matrix(matrix, dtype=np.float64)
     norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=0)).ravel())
     dot = (matrix.T @ matrix).tocoo()
@@ -35,9 +37,11 @@ def cosine_similarity(matrix: sp.csr_matrix, shrinkage: float = 0.0) -> sp.csr_m
 
 
 def keep_top_neighbours(sim: sp.csr_matrix, k: int) -> sp.csr_matrix:
-    """Keep the k largest entries of each row of a similarity matrix (others set to 0)."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+    """Keep the k largest entries of each row of a similarity matrix (others set to 0).
+
+    Explained in notebook 03.
+    """
+    k = check_int("k", k)
     sim = sim.tocsr()
     sim.sort_indices()
     rows = np.repeat(np.arange(sim.shape[0]), np.diff(sim.indptr))
@@ -54,11 +58,11 @@ def top_k_cosine_similarity(matrix: sp.csr_matrix, k: int, shrinkage: float = 0.
     Equal to ``keep_top_neighbours(cosine_similarity(matrix, shrinkage), k)`` (up to ties and
     zeros), but never holds the full n_cols x n_cols matrix: each block of columns is a dense
     (block_size, n_cols) product, pruned to k entries per row at once.
+
+    Explained in notebook 03.
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if shrinkage < 0:
-        raise ValueError(f"shrinkage must be >= 0, got {shrinkage}")
+    k, shrinkage = check_int("k", k), check_float("shrinkage", shrinkage, strict=False)
+    block_size = check_int("block_size", block_size)
     csc = sp.csc_matrix(matrix, dtype=np.float64)
     norms = np.sqrt(np.asarray(csc.multiply(csc).sum(axis=0)).ravel())
     n = csc.shape[1]
@@ -89,14 +93,20 @@ class ItemKNNRecommender(Recommender):
     """Item-based kNN: score(u, j) = sum of sim(i, j) over the items i the user interacted with.
 
     Args:
-        k: neighbours kept per item.
-        shrinkage: shrinkage of the cosine similarity.
+        k: neighbours kept per item (>= 1).
+        shrinkage: shrinkage of the cosine similarity (>= 0).
+
+    Raises:
+        ArgumentError: a bad ``k`` or ``shrinkage``.
+
+    Explained in notebook 03.
     """
 
     name = "item_knn"
 
     def __init__(self, k: int = 100, shrinkage: float = 10.0) -> None:
-        self.k, self.shrinkage = k, shrinkage
+        self.k = check_int("k", k)
+        self.shrinkage = check_float("shrinkage", shrinkage, strict=False)
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
         self.similarity_ = top_k_cosine_similarity(matrix, self.k, self.shrinkage)
@@ -109,14 +119,20 @@ class UserKNNRecommender(Recommender):
     """User-based kNN: score(u, j) = sum of sim(u, v) over the k most similar users v with j.
 
     Args:
-        k: neighbours kept per user.
-        shrinkage: shrinkage of the cosine similarity.
+        k: neighbours kept per user (>= 1).
+        shrinkage: shrinkage of the cosine similarity (>= 0).
+
+    Raises:
+        ArgumentError: a bad ``k`` or ``shrinkage``.
+
+    Explained in notebook 03.
     """
 
     name = "user_knn"
 
     def __init__(self, k: int = 50, shrinkage: float = 10.0) -> None:
-        self.k, self.shrinkage = k, shrinkage
+        self.k = check_int("k", k)
+        self.shrinkage = check_float("shrinkage", shrinkage, strict=False)
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
         self.similarity_ = top_k_cosine_similarity(matrix.T.tocsr(), self.k, self.shrinkage)

@@ -9,14 +9,16 @@ softmax cross-entropy* over the catalogue (Klenitskiy & Vasilev, 2023, found it 
 than the one-negative binary loss of the original SASRec paper). Histories are truncated from
 the left, keeping the most recent items; padding never enters the loss, the attention or the
 read-out (the last real position is always the last position, as sequences are left-padded).
-Early stopping watches validation NDCG@10 over the full catalogue and restores the best
-weights.
+Training runs through the course's one loop (:mod:`recsys_lib.training`): early stopping
+watches validation NDCG@10 over the full catalogue and restores the best weights. A subclass
+can change the loss alone by overriding :meth:`SASRecRecommender._training_model` and
+:meth:`SASRecRecommender._epoch_data` (notebook 10 trains the one-negative loss that way).
 """
 
 from __future__ import annotations
 
-import math
-import time
+import zipfile
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -24,11 +26,12 @@ import pandas as pd
 import scipy.sparse as sp
 from keras import ops
 
-from recsys_lib.metrics import evaluate_ranking, relevant_items
-from recsys_lib.models.base import Recommender
+from recsys_lib.checks import check_float, check_int, check_k
+from recsys_lib.config import DEFAULT_SEED
 from recsys_lib.models.transformer import CausalTransformerBlock, ItemPositionEmbedding
 from recsys_lib.preprocessing import IdEncoder
 from recsys_lib.splits import order_by_user_time
+from recsys_lib.training import KerasRecommender
 
 
 @keras.saving.register_keras_serializable(package="recsys_lib")
@@ -38,6 +41,8 @@ class SASRec(keras.Model):
     Column 0 of the logits (padding) is forced to a large negative number, so the model never
     predicts padding. ``item_ids`` (the original id of index 1..n) is stored in the config so a
     saved model can turn its outputs back into ids.
+
+    Explained in notebook 10.
     """
 
     def __init__(self, n_items: int, max_len: int = 50, d_model: int = 64, num_heads: int = 2,
@@ -86,7 +91,8 @@ class SASRec(keras.Model):
     def get_config(self) -> dict:
         return {"n_items": self.n_items, "max_len": self.max_len, "d_model": self.d_model,
                 "num_heads": self.num_heads, "num_blocks": self.num_blocks, "d_ff": self.d_ff,
-                "dropout": self.dropout_rate, "item_ids": [int(i) for i in self.item_ids],
+                "dropout": self.dropout_rate,
+                "item_ids": [i.item() if isinstance(i, np.generic) else i for i in self.item_ids],
                 "name": self.name}
 
 
@@ -95,6 +101,8 @@ def left_pad(sequences: list[np.ndarray], max_len: int) -> np.ndarray:
 
     Returns:
         (len(sequences), max_len) int32 array.
+
+    Explained in notebook 10.
     """
     out = np.zeros((len(sequences), max_len), dtype=np.int32)
     for row, seq in enumerate(sequences):
@@ -112,6 +120,8 @@ def training_windows(sequences: list[np.ndarray], max_len: int) -> tuple[np.ndar
 
     Returns:
         ``(inputs, targets)``, both (n_windows, max_len) int32, 0 = padding (no loss).
+
+    Explained in notebook 10.
     """
     inputs, targets = [], []
     for seq in sequences:
@@ -125,14 +135,7 @@ def training_windows(sequences: list[np.ndarray], max_len: int) -> tuple[np.ndar
     return left_pad(inputs, max_len), left_pad(targets, max_len)
 
 
-class _Silent(list):
-    """A stand-in for a tqdm bar when progress is off."""
-
-    def set_postfix(self, *args, **kwargs) -> None:
-        pass
-
-
-class SASRecRecommender(Recommender):
+class SASRecRecommender(KerasRecommender):
     """Next-item Transformer recommender behind the course's recommender interface.
 
     Args:
@@ -140,11 +143,17 @@ class SASRecRecommender(Recommender):
         d_model, num_heads, num_blocks, d_ff, dropout: model size (see :class:`SASRec`).
         epochs: maximum epochs; early stopping usually ends sooner.
         batch_size, learning_rate: Adam settings.
-        patience: epochs without a better validation NDCG@10 before stopping.
+        patience: validations without a better validation NDCG@10 before stopping.
         eval_every: validate every this many epochs.
+        progress: print one line per epoch (loss, validation NDCG@10 and HR@10, seconds).
         seed: seeds Keras, NumPy and Python for a reproducible run on CPU.
-        progress: show a tqdm bar with the loss and validation NDCG per epoch.
         jit_compile: compile the training step with XLA (about twice as fast on CPU).
+
+    Raises:
+        ArgumentError: a size or count that is not a positive integer, a dropout outside
+            [0, 1), a learning rate that is not positive.
+
+    Explained in notebook 10.
     """
 
     name = "sasrec"
@@ -152,21 +161,16 @@ class SASRecRecommender(Recommender):
     def __init__(self, max_len: int = 50, d_model: int = 64, num_heads: int = 2,
                  num_blocks: int = 2, d_ff: int | None = None, dropout: float = 0.2,
                  epochs: int = 200, batch_size: int = 128, learning_rate: float = 1e-3,
-                 patience: int = 5, eval_every: int = 1, seed: int = 42,
-                 progress: bool = True, jit_compile: bool = True) -> None:
-        for label, value in (("max_len", max_len), ("d_model", d_model), ("epochs", epochs),
-                             ("batch_size", batch_size), ("num_heads", num_heads),
-                             ("num_blocks", num_blocks), ("patience", patience)):
-            if value < 1:
-                raise ValueError(f"{label} must be >= 1, got {value}")
-        if not 0 <= dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        self.max_len, self.d_model, self.num_heads = max_len, d_model, num_heads
-        self.num_blocks, self.d_ff, self.dropout = num_blocks, d_ff, dropout
-        self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
-        self.patience, self.eval_every, self.seed = patience, eval_every, seed
-        self.progress, self.jit_compile = progress, jit_compile
-        self.history_: list[dict] = []
+                 patience: int = 5, eval_every: int = 1, progress: bool = True,
+                 seed: int = DEFAULT_SEED, jit_compile: bool = True) -> None:
+        super().__init__(epochs, batch_size, learning_rate, patience, eval_every, progress,
+                         seed)
+        self.max_len, self.d_model = check_int("max_len", max_len), check_int("d_model", d_model)
+        self.num_heads = check_int("num_heads", num_heads)
+        self.num_blocks = check_int("num_blocks", num_blocks)
+        self.d_ff = None if d_ff is None else check_int("d_ff", d_ff)
+        self.dropout = check_float("dropout", dropout, strict=False, maximum=1.0)
+        self.jit_compile = bool(jit_compile)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, train: pd.DataFrame, items=None,
@@ -178,25 +182,42 @@ class SASRecRecommender(Recommender):
             items: extra catalogue item ids (never seen in training).
             validation: held-out next interactions of some training users (e.g.
                 ``leave_last_out(...).val``), scored with full-ranking NDCG@10.
+
+        Raises:
+            ValueError: no ``timestamp`` column, or what the base class rejects.
         """
-        if "timestamp" not in train:
+        if isinstance(train, pd.DataFrame) and "timestamp" not in train:
             raise ValueError("SASRec needs a timestamp column to order each user's history")
-        self._validation = validation
-        return super().fit(train, items)
+        return super().fit(train, items, validation)
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
         keras.utils.set_random_seed(self.seed)
         self.histories_ = self._histories(self.train_)
-        inputs, targets = training_windows(list(self.histories_.values()), self.max_len)
+        self.windows_ = training_windows(list(self.histories_.values()), self.max_len)
+        if not len(self.windows_[0]):
+            raise ValueError("no user has two or more training interactions, so there is no "
+                             "next item to learn from; SASRec needs histories of length >= 2")
         self.model_ = SASRec(len(self.items_), self.max_len, self.d_model, self.num_heads,
                              self.num_blocks, self.d_ff, self.dropout,
                              item_ids=self.items_.ids_.tolist())
+        self.model_.build((None, self.max_len))
+        self._train(self._training_model(), self._epoch_data, shuffle=True)
+
+    def _training_model(self) -> keras.Model:
+        """The compiled Keras model that training fits: here SASRec with the full softmax.
+
+        Override it (with :meth:`_epoch_data`) to train the same network with another loss.
+        """
         self.model_.compile(
             optimizer=keras.optimizers.Adam(self.learning_rate),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             jit_compile=self.jit_compile)
-        self.model_.build((None, self.max_len))
-        self._train(inputs, targets)
+        return self.model_
+
+    def _epoch_data(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Inputs, next-item targets and the loss mask (padding targets do not count)."""
+        inputs, targets = self.windows_
+        return inputs, targets, (targets > 0).astype("float32")
 
     def _histories(self, table: pd.DataFrame) -> dict:
         """user_id -> array of item indices (1-based), oldest first."""
@@ -204,43 +225,8 @@ class SASRecRecommender(Recommender):
         idx = self.items_.transform(ordered["item_id"]) + 1
         users = ordered["user_id"].to_numpy()
         cuts = np.flatnonzero(users[1:] != users[:-1]) + 1
-        return {int(chunk_users[0]): chunk for chunk_users, chunk in
+        return {chunk_users[0]: chunk for chunk_users, chunk in
                 zip(np.split(users, cuts), np.split(idx, cuts), strict=True)}
-
-    def _train(self, inputs: np.ndarray, targets: np.ndarray) -> None:
-        weights = (targets > 0).astype("float32")  # padding targets do not count
-        relevant = relevant_items(self._validation) if self._validation is not None else None
-        best, best_weights, waited = -math.inf, None, 0
-        if self.progress:  # imported only when used: tqdm.auto warns without ipywidgets
-            from tqdm.auto import tqdm
-
-            bar = tqdm(range(1, self.epochs + 1), desc="SASRec")
-        else:
-            bar = _Silent(range(1, self.epochs + 1))
-        for epoch in bar:
-            start = time.perf_counter()
-            fit = self.model_.fit(inputs, targets, sample_weight=weights, epochs=1,
-                                  batch_size=self.batch_size, shuffle=True, verbose=0)
-            record = {"epoch": epoch, "loss": float(fit.history["loss"][-1]),
-                      "seconds": round(time.perf_counter() - start, 2)}
-            if relevant is not None and epoch % self.eval_every == 0:
-                recs = self.recommend(list(relevant), k=10)
-                record["val_ndcg@10"] = evaluate_ranking(recs, relevant, 10, ("ndcg",))[
-                    "ndcg@10"]
-                if record["val_ndcg@10"] > best:
-                    best, best_weights, waited = record["val_ndcg@10"], \
-                        self.model_.get_weights(), 0
-                else:
-                    waited += 1
-            self.history_.append(record)
-            bar.set_postfix({k: f"{v:.4f}" for k, v in record.items()
-                             if k in ("loss", "val_ndcg@10")})
-            if waited >= self.patience:
-                break
-        if best_weights is not None:
-            self.model_.set_weights(best_weights)
-            self.best_epoch_ = max(self.history_, key=lambda r: r.get("val_ndcg@10", -1))[
-                "epoch"]
 
     def add_history(self, interactions: pd.DataFrame,
                     unknown_items: str = "error") -> SASRecRecommender:
@@ -269,7 +255,7 @@ class SASRecRecommender(Recommender):
         users = self.users_.transform(ordered["user_id"])
         items = self.items_.transform(ordered["item_id"])
         for user, item in zip(ordered["user_id"].to_numpy(), items, strict=True):
-            self.histories_[int(user)] = np.append(self.histories_[int(user)], item + 1)
+            self.histories_[user] = np.append(self.histories_[user], item + 1)
         extra = sp.csr_matrix((np.ones(len(items)), (users, items)), shape=self.matrix_.shape)
         self.matrix_ = (self.matrix_ + extra).tocsr()
         self.matrix_.data[:] = 1.0
@@ -278,7 +264,7 @@ class SASRecRecommender(Recommender):
     # ------------------------------------------------------------------ scoring
     def _score(self, user_idx: np.ndarray) -> np.ndarray:
         users = self.users_.inverse_transform(user_idx)
-        return self.score_histories([self.histories_[int(u)] for u in users])
+        return self.score_histories([self.histories_[u] for u in users])
 
     def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
         """Scores over the catalogue (columns in ``items_.ids_`` order) for item-index histories.
@@ -300,8 +286,7 @@ class SASRecRecommender(Recommender):
 
         Unknown item ids raise ValueError; pass only items of the training catalogue.
         """
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+        k = check_k(k)
         history = self.items_.transform(item_ids) + 1
         scores = self.score_histories([history])[0]
         if exclude_seen:
@@ -318,11 +303,49 @@ class SASRecRecommender(Recommender):
 
     @classmethod
     def load(cls, path: str) -> SASRecRecommender:
-        """Load a model saved with :meth:`save`; recommend with :meth:`recommend_for_history`."""
-        model = keras.saving.load_model(path)
+        """Load a model saved with :meth:`save`; recommend with :meth:`recommend_for_history`.
+
+        A loaded model knows its items but not the training users or their histories, so
+        ``recommend(users)`` is not available: pass each user's history instead.
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            ValueError: the file is not a readable ``.keras`` archive (empty, truncated,
+                corrupt), or holds another kind of model than :class:`SASRec`.
+        """
+        model = _load_sasrec(path)
         rec = cls(max_len=model.max_len, d_model=model.d_model, num_heads=model.num_heads,
                   num_blocks=model.num_blocks, d_ff=model.d_ff, dropout=model.dropout_rate,
                   progress=False)
         rec.model_ = model
         rec.items_ = IdEncoder().fit(model.item_ids)
+        rec.loaded_from_ = str(path)
         return rec
+
+    def _user_indices(self, users) -> np.ndarray:
+        if hasattr(self, "loaded_from_") and not hasattr(self, "users_"):
+            raise RuntimeError(f"this SASRec was loaded from {self.loaded_from_} and knows no "
+                               "training users; call recommend_for_history(item_ids) with "
+                               "each user's history instead of recommend(users)")
+        return super()._user_indices(users)
+
+
+def _load_sasrec(path) -> SASRec:
+    """``keras.saving.load_model`` with messages that say what is wrong with the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {path}; save one with "
+                                "SASRecRecommender.save(path)")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a readable .keras archive (empty, truncated or "
+                         "corrupt); save the model again with SASRecRecommender.save(path)")
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as err:  # Keras raises many kinds for a damaged archive
+        raise ValueError(f"{path} could not be loaded as a Keras model ({type(err).__name__}:"
+                         f" {err}); save the model again with SASRecRecommender.save(path)"
+                         ) from err
+    if not isinstance(model, SASRec):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a SASRec model; load it "
+                         "with keras.saving.load_model or the class that saved it")
+    return model

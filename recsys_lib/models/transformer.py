@@ -28,6 +28,8 @@ def sinusoidal_positions(length: int, d_model: int) -> np.ndarray:
 
     Raises:
         ValueError: bad sizes.
+
+    Explained in notebook 09.
     """
     if length < 1 or d_model < 2 or d_model % 2:
         raise ValueError(f"need length >= 1 and an even d_model >= 2, got {length}, {d_model}")
@@ -51,6 +53,8 @@ class ItemPositionEmbedding(keras.layers.Layer):
         d_model: embedding size.
         dropout: dropout rate after the sum.
         positions: ``"learned"`` or ``"sinusoidal"`` (fixed, not trained).
+
+    Explained in notebook 09.
     """
 
     def __init__(self, n_items: int, max_len: int, d_model: int, dropout: float = 0.0,
@@ -105,6 +109,8 @@ class CausalTransformerBlock(keras.layers.Layer):
         d_ff: hidden width of the feed-forward network.
         dropout: dropout rate on attention weights and both residual branches.
         pre_ln: pre-LN (stable without warm-up; used by the course) or post-LN (original).
+
+    Explained in notebook 09.
     """
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0,
