@@ -14,7 +14,9 @@ relevance and 1-based ranks:
   1 / log2(r + 1); the ideal ranking puts min(|relevant|, k) relevant items first.
 
 A list shorter than k is allowed (the missing positions count as misses; precision still
-divides by k). A list with a repeated item is an error: a ranking lists each item once.
+divides by k). A list with a repeated item is an error: a ranking lists each item once. Both
+the list and the relevant items must be collections (list, tuple, set, array): a string is
+refused, since it would be read as a collection of its characters.
 A user with no relevant item is an error for the per-user functions (every metric would be
 undefined or 0 by convention); :func:`evaluate_ranking` skips such users and reports how many.
 
@@ -28,26 +30,37 @@ show how much it inflates the numbers; the course reports full-ranking metrics.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from recsys_lib.checks import ArgumentError, check_int, check_k
+
 RANKING_METRICS = ("precision", "recall", "hit_rate", "mrr", "map", "ndcg")
 
 
-def _check_k(k: int) -> int:
-    if isinstance(k, bool) or not isinstance(k, int | np.integer):
-        raise TypeError(f"k must be an integer, got {type(k).__name__}")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    return int(k)
+def _check_items(name: str, items: object) -> None:
+    """Refuse a string, bytes or anything else that is not a collection of item ids."""
+    if isinstance(items, str | bytes | bytearray):
+        raise ArgumentError(
+            f"{name} must be a collection of item ids (a list, set or array), got the "
+            f"{type(items).__name__} {items!r:.60}, which would count as its characters; "
+            f"wrap a single item in a list: [{items!r:.60}]"
+        )
+    if not isinstance(items, Collection):
+        raise ArgumentError(
+            f"{name} must be a collection of item ids (a list, set or array), got "
+            f"{type(items).__name__} {items!r:.60}; pass list(...) of it"
+        )
 
 
-def _hits(recommended: Sequence, relevant: Iterable, k: int) -> tuple[np.ndarray, int]:
+def _hits(recommended: Sequence, relevant: Collection, k: int) -> tuple[np.ndarray, int]:
     """Boolean hits of the top k and the number of relevant items, after checking input."""
-    k = _check_k(k)
+    k = check_k(k)
+    _check_items("recommended", recommended)
+    _check_items("relevant", relevant)
     relevant = set(relevant)
     if not relevant:
         raise ValueError("the user has no relevant items, so the metric is undefined; "
@@ -61,41 +74,143 @@ def _hits(recommended: Sequence, relevant: Iterable, k: int) -> tuple[np.ndarray
         relevant)
 
 
-def precision_at_k(recommended: Sequence, relevant: Iterable, k: int) -> float:
-    """Share of the top k that is relevant (divides by k even for shorter lists)."""
+def precision_at_k(recommended: Sequence, relevant: Collection, k: int) -> float:
+    """Share of the top k that is relevant (divides by k even for shorter lists).
+
+    Args:
+        recommended: the user's ranked item ids, best first (a list, tuple or array; a
+            string is refused, it is not a list of items).
+        relevant: the user's relevant item ids (a set, list or array; not a string).
+        k: cut-off, an integer >= 1.
+
+    Returns:
+        precision@k = hits in the top k / k, in [0, 1].
+
+    Raises:
+        ValueError: ``k`` is not an integer >= 1 (ArgumentError), the top k repeats an item,
+            or ``relevant`` is empty.
+        TypeError: ``recommended`` or ``relevant`` is a string, bytes or not a collection.
+
+    Explained in notebook 05.
+    """
     hits, _ = _hits(recommended, relevant, k)
     return float(hits.sum() / k)
 
 
-def recall_at_k(recommended: Sequence, relevant: Iterable, k: int) -> float:
-    """Share of the relevant items that appear in the top k."""
+def recall_at_k(recommended: Sequence, relevant: Collection, k: int) -> float:
+    """Share of the relevant items that appear in the top k.
+
+    Args:
+        recommended: the user's ranked item ids, best first (a list, tuple or array; a
+            string is refused, it is not a list of items).
+        relevant: the user's relevant item ids (a set, list or array; not a string).
+        k: cut-off, an integer >= 1.
+
+    Returns:
+        recall@k = hits in the top k / |relevant|, in [0, 1].
+
+    Raises:
+        ValueError: ``k`` is not an integer >= 1 (ArgumentError), the top k repeats an item,
+            or ``relevant`` is empty.
+        TypeError: ``recommended`` or ``relevant`` is a string, bytes or not a collection.
+
+    Explained in notebook 05.
+    """
     hits, n_relevant = _hits(recommended, relevant, k)
     return float(hits.sum() / n_relevant)
 
 
-def hit_rate_at_k(recommended: Sequence, relevant: Iterable, k: int) -> float:
-    """1.0 if at least one relevant item is in the top k, else 0.0."""
+def hit_rate_at_k(recommended: Sequence, relevant: Collection, k: int) -> float:
+    """1.0 if at least one relevant item is in the top k, else 0.0.
+
+    Args:
+        recommended: the user's ranked item ids, best first (a list, tuple or array; a
+            string is refused, it is not a list of items).
+        relevant: the user's relevant item ids (a set, list or array; not a string).
+        k: cut-off, an integer >= 1.
+
+    Returns:
+        1.0 or 0.0.
+
+    Raises:
+        ValueError: ``k`` is not an integer >= 1 (ArgumentError), the top k repeats an item,
+            or ``relevant`` is empty.
+        TypeError: ``recommended`` or ``relevant`` is a string, bytes or not a collection.
+
+    Explained in notebook 05.
+    """
     hits, _ = _hits(recommended, relevant, k)
     return float(hits.any())
 
 
-def mrr_at_k(recommended: Sequence, relevant: Iterable, k: int) -> float:
-    """Reciprocal of the 1-based rank of the first relevant item in the top k (0 if none)."""
+def mrr_at_k(recommended: Sequence, relevant: Collection, k: int) -> float:
+    """Reciprocal of the 1-based rank of the first relevant item in the top k (0 if none).
+
+    Args:
+        recommended: the user's ranked item ids, best first (a list, tuple or array; a
+            string is refused, it is not a list of items).
+        relevant: the user's relevant item ids (a set, list or array; not a string).
+        k: cut-off, an integer >= 1.
+
+    Returns:
+        1 / rank, or 0.0 when no relevant item is in the top k.
+
+    Raises:
+        ValueError: ``k`` is not an integer >= 1 (ArgumentError), the top k repeats an item,
+            or ``relevant`` is empty.
+        TypeError: ``recommended`` or ``relevant`` is a string, bytes or not a collection.
+
+    Explained in notebook 05.
+    """
     hits, _ = _hits(recommended, relevant, k)
     first = np.flatnonzero(hits)
     return float(1.0 / (first[0] + 1)) if first.size else 0.0
 
 
-def average_precision_at_k(recommended: Sequence, relevant: Iterable, k: int) -> float:
-    """Mean of precision@r over the relevant positions r <= k, normalised by min(|rel|, k)."""
+def average_precision_at_k(recommended: Sequence, relevant: Collection, k: int) -> float:
+    """Mean of precision@r over the relevant positions r <= k, normalised by min(|rel|, k).
+
+    Args:
+        recommended: the user's ranked item ids, best first (a list, tuple or array; a
+            string is refused, it is not a list of items).
+        relevant: the user's relevant item ids (a set, list or array; not a string).
+        k: cut-off, an integer >= 1.
+
+    Returns:
+        AP@k in [0, 1].
+
+    Raises:
+        ValueError: ``k`` is not an integer >= 1 (ArgumentError), the top k repeats an item,
+            or ``relevant`` is empty.
+        TypeError: ``recommended`` or ``relevant`` is a string, bytes or not a collection.
+
+    Explained in notebook 05.
+    """
     hits, n_relevant = _hits(recommended, relevant, k)
     ranks = np.arange(1, len(hits) + 1)
     precision_at_hits = np.cumsum(hits)[hits] / ranks[hits]
     return float(precision_at_hits.sum() / min(n_relevant, k))
 
 
-def ndcg_at_k(recommended: Sequence, relevant: Iterable, k: int) -> float:
-    """DCG@k / ideal DCG@k with binary gains and discount 1 / log2(rank + 1)."""
+def ndcg_at_k(recommended: Sequence, relevant: Collection, k: int) -> float:
+    """DCG@k / ideal DCG@k with binary gains and discount 1 / log2(rank + 1).
+
+    Args:
+        recommended: the user's ranked item ids, best first (a list, tuple or array; a
+            string is refused, it is not a list of items).
+        relevant: the user's relevant item ids (a set, list or array; not a string).
+        k: cut-off, an integer >= 1.
+
+    Returns:
+        NDCG@k in [0, 1].
+
+    Raises:
+        ValueError: ``k`` is not an integer >= 1 (ArgumentError), the top k repeats an item,
+            or ``relevant`` is empty.
+        TypeError: ``recommended`` or ``relevant`` is a string, bytes or not a collection.
+
+    Explained in notebook 05.
+    """
     hits, n_relevant = _hits(recommended, relevant, k)
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     dcg = discounts[: len(hits)][hits].sum()
@@ -132,10 +247,12 @@ def evaluate_ranking(
     Raises:
         ValueError: k < 1, an unknown metric name, or no user with a relevant item.
     """
-    _check_k(k)
+    check_k(k)
     unknown = [m for m in metrics if m not in _PER_USER]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {RANKING_METRICS}")
+    for user, items in relevant.items():
+        _check_items(f"relevant[{user!r}]", items)
     users = [u for u, items in relevant.items() if len(items)]
     if not users:
         raise ValueError("no user has a relevant item: nothing to evaluate")
@@ -156,33 +273,83 @@ def relevant_items(interactions: pd.DataFrame) -> dict:
 
 
 def rmse(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
-    """Root mean squared error of rating predictions."""
+    """Root mean squared error of rating predictions: sqrt(mean((y_true - y_pred) ** 2)).
+
+    Args:
+        y_true: the true ratings.
+        y_pred: the predicted ratings, in the same order and shape.
+
+    Returns:
+        The RMSE, in the ratings' unit.
+
+    Raises:
+        ValueError: different shapes, empty input, or a missing (NaN) or infinite value in
+            either argument (the message names it).
+        TypeError: values that are not numbers.
+
+    Explained in notebook 05.
+    """
     t, p = _paired(y_true, y_pred)
     return float(np.sqrt(np.mean((t - p) ** 2)))
 
 
 def mae(y_true: Sequence[float], y_pred: Sequence[float]) -> float:
-    """Mean absolute error of rating predictions."""
+    """Mean absolute error of rating predictions: mean(|y_true - y_pred|).
+
+    Args:
+        y_true: the true ratings.
+        y_pred: the predicted ratings, in the same order and shape.
+
+    Returns:
+        The MAE, in the ratings' unit.
+
+    Raises:
+        ValueError: different shapes, empty input, or a missing (NaN) or infinite value in
+            either argument (the message names it).
+        TypeError: values that are not numbers.
+
+    Explained in notebook 05.
+    """
     t, p = _paired(y_true, y_pred)
     return float(np.mean(np.abs(t - p)))
 
 
 def _paired(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
-    t = np.asarray(y_true, dtype=float)
-    p = np.asarray(y_pred, dtype=float)
+    t, p = _numbers("y_true", y_true), _numbers("y_pred", y_pred)
     if t.shape != p.shape:
         raise ValueError(f"y_true has shape {t.shape} but y_pred has shape {p.shape}")
     if t.size == 0:
         raise ValueError("y_true and y_pred are empty")
-    if np.isnan(p).any():
-        raise ValueError(f"y_pred has {int(np.isnan(p).sum())} NaN prediction(s)")
+    _check_finite("y_true", t)
+    _check_finite("y_pred", p)
     return t, p
+
+
+def _numbers(name: str, values) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise ArgumentError(f"{name} must hold numbers (ratings), got {values!r:.60}") from err
+
+
+def _check_finite(name: str, values: np.ndarray) -> None:
+    """Refuse NaN (a missing rating or prediction) and infinity, naming the argument."""
+    for bad, what in ((np.isnan(values), "missing (NaN)"), (np.isinf(values), "infinite")):
+        if bad.any():
+            raise ValueError(
+                f"{name} has {int(bad.sum())} {what} value(s), e.g. at position "
+                f"{int(np.flatnonzero(bad)[0])}, so the error is undefined; drop those rows "
+                "from both y_true and y_pred, or fill the predictions (e.g. with the mean "
+                "rating) first"
+            )
 
 
 # ------------------------------------------------------------------------ beyond accuracy
 def _top_lists(recommendations: Mapping, k: int | None) -> list[list]:
     if k is not None:
-        _check_k(k)
+        check_k(k)
+    for user, items in recommendations.items():
+        _check_items(f"recommendations[{user!r}]", items)
     return [list(items)[:k] for items in recommendations.values()]
 
 
@@ -207,8 +374,7 @@ def catalogue_coverage(recommendations: Mapping, n_items: int, k: int | None = N
 
     Explained in notebook 05.
     """
-    if isinstance(n_items, bool) or not isinstance(n_items, int | np.integer) or n_items < 1:
-        raise ValueError(f"n_items must be an integer >= 1, got {n_items!r}")
+    n_items = check_int("n_items", n_items)
     distinct = {item for items in _top_lists(recommendations, k) for item in items}
     if len(distinct) > n_items:
         raise ValueError(f"{len(distinct)} distinct items were recommended but n_items is "
@@ -247,8 +413,7 @@ def novelty(recommendations: Mapping, item_popularity: Mapping | pd.Series, n_us
 
     Explained in notebook 05.
     """
-    if isinstance(n_users, bool) or not isinstance(n_users, int | np.integer) or n_users < 1:
-        raise ValueError(f"n_users must be an integer >= 1, got {n_users!r}")
+    n_users = check_int("n_users", n_users)
     popularity = pd.Series(item_popularity, dtype=float) if not isinstance(
         item_popularity, pd.Series) else item_popularity.astype(float)
     if (popularity < 0).any() or (popularity > n_users).any():
@@ -370,10 +535,12 @@ def sampled_ranking_metrics(
 
     Explained in notebook 05.
     """
-    k = _check_k(k)
-    if n_negatives is not None and (isinstance(n_negatives, bool) or not isinstance(
-            n_negatives, int | np.integer) or n_negatives < 1):
-        raise ValueError(f"n_negatives must be an integer >= 1 or None, got {n_negatives!r}")
+    k = check_k(k)
+    if n_negatives is not None:
+        try:
+            n_negatives = check_int("n_negatives", n_negatives)
+        except ArgumentError as err:
+            raise ArgumentError(f"{err}; or pass None to rank among all unseen items") from None
     unknown = [m for m in metrics if m not in SAMPLED_METRICS]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; choose from {SAMPLED_METRICS}")

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from recsys_lib.checks import check_float
+
 SHORT_USER_POLICIES = ("train", "drop", "error")
 
 
@@ -68,9 +70,28 @@ def _check_ratings(ratings: pd.DataFrame, columns: tuple[str, ...]) -> None:
         raise ValueError("ratings has a duplicated index; call .reset_index(drop=True) first")
 
 
-def _check_fraction(name: str, value: float) -> None:
-    if not 0 <= value < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
+def _check_fraction(name: str, value: float) -> float:
+    """A share of rows: a finite number in [0, 1) (ArgumentError otherwise)."""
+    return check_float(name, value, strict=False, maximum=1.0)
+
+
+def _check_fraction_sum(test_frac: float, val_frac: float) -> None:
+    if test_frac + val_frac >= 1:
+        raise ValueError(f"test_frac + val_frac must be < 1 so that rows are left for "
+                         f"training, got {test_frac} + {val_frac} = {test_frac + val_frac}")
+
+
+def _check_unique_pairs(ratings: pd.DataFrame) -> None:
+    """Refuse repeated (user, item) pairs: a held-out item would also be in train."""
+    repeated = ratings.duplicated(["user_id", "item_id"])
+    if repeated.any():
+        user, item = ratings.loc[repeated, ["user_id", "item_id"]].iloc[0]
+        raise ValueError(
+            f"ratings has {int(repeated.sum())} duplicated (user_id, item_id) pair(s), e.g. "
+            f"user {user}, item {item}: a held-out item would also stay in train, where it "
+            "counts as seen and can never be recommended. Keep one row per pair first: "
+            "recsys_lib.preprocessing.clean_ratings(ratings) keeps the latest (notebook 01)."
+        )
 
 
 def _empty_like(ratings: pd.DataFrame) -> pd.DataFrame:
@@ -95,14 +116,15 @@ def random_split(
         A :class:`Split`; part sizes are ``round(n * frac)``.
 
     Raises:
-        ValueError: empty input, missing columns, or fractions outside [0, 1) or summing
-            to 1 or more.
+        ValueError: empty input, missing columns, or fractions outside [0, 1) (or not
+            numbers) or summing to 1 or more.
+
+    Explained in notebook 01.
     """
     _check_ratings(ratings, ("user_id", "item_id", "timestamp"))
-    _check_fraction("test_frac", test_frac)
-    _check_fraction("val_frac", val_frac)
-    if test_frac + val_frac >= 1:
-        raise ValueError(f"test_frac + val_frac must be < 1, got {test_frac + val_frac}")
+    test_frac = _check_fraction("test_frac", test_frac)
+    val_frac = _check_fraction("val_frac", val_frac)
+    _check_fraction_sum(test_frac, val_frac)
     n = len(ratings)
     order = np.random.default_rng(seed).permutation(n)
     n_test, n_val = round(n * test_frac), round(n * val_frac)
@@ -121,8 +143,8 @@ def temporal_split(
     ratings: pd.DataFrame,
     test_frac: float = 0.2,
     val_frac: float = 0.0,
-    test_start: int | None = None,
-    val_start: int | None = None,
+    test_start: int | pd.Timestamp | None = None,
+    val_start: int | pd.Timestamp | None = None,
 ) -> Split:
     """Cut all interactions at one global time: the past trains, the future tests.
 
@@ -130,48 +152,116 @@ def temporal_split(
     ``train: t < val_start``, ``val: val_start <= t < test_start``, ``test: t >= test_start``.
 
     Args:
-        ratings: table with ``user_id, item_id, timestamp``.
+        ratings: table with ``user_id, item_id, timestamp``; timestamps are numbers (e.g.
+            Unix seconds) or datetimes (``datetime64``).
         test_frac: used when ``test_start`` is None: the cut-off is the timestamp at this
             quantile from the end, so roughly this share of rows is in test (more if many
             rows share the cut-off time, since ties all go to the later part).
         val_frac: likewise for validation, counted before test.
-        test_start: explicit cut-off timestamp for test (overrides ``test_frac``).
-        val_start: explicit cut-off timestamp for validation (overrides ``val_frac``).
+        test_start: explicit cut-off time for test (overrides ``test_frac``), of the same
+            kind as the timestamps (a number, or a date such as ``pd.Timestamp``).
+        val_start: explicit cut-off time for validation (overrides ``val_frac``).
 
     Returns:
-        A :class:`Split`; ``notes`` holds the cut-offs and how many test users have no
-        training history (cold-start users, which a global cut-off always creates).
+        A :class:`Split`; ``notes`` holds the cut-offs (ints for integer timestamps,
+        ``pd.Timestamp`` for datetimes) and how many test users have no training history
+        (cold-start users, which a global cut-off always creates).
 
     Raises:
-        ValueError: bad input, fractions, or ``val_start > test_start``.
+        ValueError: bad input, a fraction outside [0, 1), ``test_frac + val_frac >= 1``,
+            ``val_start > test_start``, or cut-offs that leave no training rows.
+        TypeError: timestamps that are neither numbers nor datetimes, or a cut-off of the
+            other kind.
+
+    Explained in notebook 01.
     """
     _check_ratings(ratings, ("user_id", "item_id", "timestamp"))
-    ts = ratings["timestamp"].to_numpy()
-    sorted_ts = np.sort(ts, kind="stable")
-    if test_start is None:
-        _check_fraction("test_frac", test_frac)
-        test_start = int(sorted_ts[min(len(ts) - 1, int(np.floor(len(ts) * (1 - test_frac))))])
-    if val_start is None:
-        _check_fraction("val_frac", val_frac)
-        if test_frac + val_frac >= 1:
-            raise ValueError(f"test_frac + val_frac must be < 1, got {test_frac + val_frac}")
-        val_start = test_start if val_frac == 0 else int(
-            sorted_ts[int(np.floor(len(ts) * (1 - test_frac - val_frac)))]
-        )
+    ts = ratings["timestamp"]
+    _check_timestamps(ts)
+    fractions = (test_frac, val_frac)
+    # the first cut-off was given, not computed from the fractions
+    given = val_start is not None or (test_start is not None and val_frac == 0)
+    test_start, val_start = _cutoffs(ts, fractions, test_start, val_start)
     if val_start > test_start:
         raise ValueError(f"val_start ({val_start}) must not be after test_start ({test_start})")
-    train = ratings[ts < val_start]
-    val = ratings[(ts >= val_start) & (ts < test_start)]
-    test = ratings[ts >= test_start]
+    train = ratings[(ts < val_start).to_numpy()]
+    if train.empty:
+        raise ValueError(_no_training_message(ts, None if given else fractions, val_start))
+    val = ratings[((ts >= val_start) & (ts < test_start)).to_numpy()]
+    test = ratings[(ts >= test_start).to_numpy()]
     known = set(train["user_id"])
     return Split(
         train=train, val=val, test=test, dropped=_empty_like(ratings),
         notes={
-            "kind": "temporal", "val_start": int(val_start), "test_start": int(test_start),
+            "kind": "temporal", "val_start": _note(val_start, ts),
+            "test_start": _note(test_start, ts),
             "test_users_without_history": int(test["user_id"].drop_duplicates()
                                                .map(lambda u: u not in known).sum()),
         },
     )
+
+
+def _is_datetime(ts: pd.Series) -> bool:
+    return pd.api.types.is_datetime64_any_dtype(ts)
+
+
+def _check_timestamps(ts: pd.Series) -> None:
+    numeric = pd.api.types.is_numeric_dtype(ts) and not pd.api.types.is_bool_dtype(ts)
+    if not (numeric or _is_datetime(ts)):
+        raise TypeError(f"timestamp must hold numbers (e.g. Unix seconds) or datetimes, got "
+                        f"dtype {ts.dtype}; convert it with pd.to_datetime(...) first")
+
+
+def _cutoffs(ts: pd.Series, fractions: tuple[float, float], test_start, val_start) -> tuple:
+    """The test and validation cut-off times, from the fractions where not given."""
+    test_frac, val_frac = fractions
+    ordered = ts.sort_values(kind="stable").reset_index(drop=True)
+    n = len(ordered)
+    if test_start is None:
+        test_frac = _check_fraction("test_frac", test_frac)
+        test_start = ordered.iloc[min(n - 1, int(np.floor(n * (1 - test_frac))))]
+    else:
+        test_start = _as_time("test_start", test_start, ts)
+    if val_start is None:
+        val_frac = _check_fraction("val_frac", val_frac)
+        _check_fraction_sum(test_frac, val_frac)
+        val_start = test_start if val_frac == 0 else ordered.iloc[
+            int(np.floor(n * (1 - test_frac - val_frac)))]
+    else:
+        val_start = _as_time("val_start", val_start, ts)
+    return test_start, val_start
+
+
+def _as_time(name: str, value, ts: pd.Series):
+    """A cut-off given by the caller, checked to be of the same kind as the timestamps."""
+    is_number = isinstance(value, int | float | np.number) and not isinstance(value, bool)
+    if _is_datetime(ts) and not is_number:
+        return pd.Timestamp(value)
+    if not _is_datetime(ts) and is_number:
+        return value
+    kind = "a date such as pd.Timestamp('2012-06-09')" if _is_datetime(ts) else "a number"
+    raise TypeError(f"{name} must be {kind}, like the timestamp column, got {value!r}")
+
+
+def _note(cutoff, ts: pd.Series):
+    """A cut-off as notes show it: int for integer timestamps, pd.Timestamp for dates."""
+    if _is_datetime(ts):
+        return pd.Timestamp(cutoff)
+    return int(cutoff) if pd.api.types.is_integer_dtype(ts) else float(cutoff)
+
+
+def _no_training_message(ts: pd.Series, fractions: tuple[float, float] | None,
+                         val_start) -> str:
+    """Why the training part is empty; ``fractions`` is None when the cut-offs were given."""
+    earliest = ts.min()
+    tied = int((ts == earliest).sum())
+    fix = "pass val_start / test_start later than the earliest timestamp"
+    if fractions is not None:
+        fix = (f"lower test_frac and val_frac (now {fractions[0]} and {fractions[1]}; the "
+               f"earliest timestamp alone holds {tied / len(ts):.1%} of the rows), or {fix}")
+    return (f"this split leaves no training rows: every timestamp is at or after the first "
+            f"cut-off {val_start} (the earliest timestamp, {earliest}, is shared by {tied} of "
+            f"{len(ts)} rows). To fix it, {fix}.")
 
 
 def order_by_user_time(ratings: pd.DataFrame) -> pd.DataFrame:
@@ -182,6 +272,8 @@ def order_by_user_time(ratings: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         The same rows, reordered (index kept).
+
+    Explained in notebook 01.
     """
     order = np.lexsort(
         (np.arange(len(ratings)), ratings["timestamp"].to_numpy(),
@@ -207,11 +299,16 @@ def leave_last_out(
         A :class:`Split`; ``notes["short_users"]`` counts the users the policy applied to.
 
     Raises:
-        ValueError: bad input, unknown policy, or short users with ``short_users="error"``.
+        ValueError: bad input, unknown policy, short users with ``short_users="error"``, or a
+            repeated (user, item) pair (remove them with
+            :func:`recsys_lib.preprocessing.clean_ratings`).
+
+    Explained in notebook 01.
     """
     _check_ratings(ratings, ("user_id", "item_id", "timestamp"))
     if short_users not in SHORT_USER_POLICIES:
         raise ValueError(f"short_users must be one of {SHORT_USER_POLICIES}, got {short_users!r}")
+    _check_unique_pairs(ratings)
     need = 3 if validation else 2
     ordered = order_by_user_time(ratings)
     users = ordered["user_id"].to_numpy()

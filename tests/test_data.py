@@ -10,8 +10,13 @@ import dataclasses
 import gzip
 import hashlib
 import http.server
+import io
+import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 import types
@@ -25,6 +30,7 @@ from recsys_lib import data
 from recsys_lib.config import DATA_DIR_ENV_VAR
 from recsys_lib.data import ChecksumError, DatasetError
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 HALF_STARS = {x / 2 for x in range(1, 11)}  # 0.5, 1.0, ..., 5.0
 RATING_DTYPES = {"user_id": "int64", "item_id": "int64", "rating": "float64",
                  "timestamp": "int64"}
@@ -144,6 +150,42 @@ def test_bundled_missing_data_file_raises_dataset_error(bundled_copy):
     assert not isinstance(excinfo.value, ChecksumError)
 
 
+def test_bundled_crlf_files_get_advice_about_git(bundled_copy):
+    # What Git for Windows does to a text file when core.autocrlf is true.
+    path = bundled_copy / "movies.csv"
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    with pytest.raises(ChecksumError, match="movies.csv") as excinfo:
+        data.load_movielens()
+    message = str(excinfo.value)
+    assert "line endings" in message and "autocrlf" in message
+    assert "git checkout -- datasets" in message
+    assert "download" not in message  # bundled data is never downloaded
+    assert path.exists()
+
+
+def test_bundled_garbage_manifest_line_names_file_and_line(bundled_copy):
+    manifest = bundled_copy / "SHA256SUMS"
+    manifest.write_text(manifest.read_text() + "garbage\n")
+    with pytest.raises(DatasetError, match=r"SHA256SUMS, line 3: .*'garbage'") as excinfo:
+        data.load_movielens()
+    assert type(excinfo.value) is DatasetError
+    assert "git checkout -- datasets" in str(excinfo.value)
+
+
+@pytest.mark.parametrize("name", ["ratings.csv", "movies.csv", "SHA256SUMS"])
+def test_git_never_converts_bundled_line_endings(name):
+    """.gitattributes must stop Git for Windows from rewriting the files with CRLF."""
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    path = (data.BUNDLED_DIR / name).relative_to(REPO_ROOT).as_posix()
+    result = subprocess.run([git, "check-attr", "text", "--", path], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=30, check=False)
+    if result.returncode != 0:
+        pytest.skip(f"not a usable git checkout: {result.stderr.strip()}")
+    assert result.stdout.strip() == f"{path}: text: unset"
+
+
 # ============================================================================ ml-100k (real)
 @pytest.fixture(scope="module")
 def ml100k(shared_datasets) -> data.MovieLens:
@@ -192,6 +234,22 @@ def test_ml100k_users(shared_datasets):
     assert users["user_id"].tolist() == list(range(1, 944))
     assert set(users["gender"]) == {"M", "F"}
     assert users.iloc[0][["age", "occupation", "zip_code"]].tolist() == [24, "technician", "85711"]
+
+
+@pytest.mark.parametrize(("name", "filename", "row"), [
+    ("ml-100k", "u.user", b"1|24|M|technician|85711\n"),
+    ("ml-1m", "users.dat", b"1::F::1::10::48067\n"),
+])
+def test_read_users_file_refuses_a_truncated_file(tmp_path, name, filename, row):
+    (tmp_path / filename).write_bytes(row * 2)
+    with pytest.raises(DatasetError, match=f"{filename} has 2 users but {name} has "):
+        data.read_users_file(tmp_path, name)
+
+
+def test_read_users_file_explains_a_missing_file(tmp_path):
+    with pytest.raises(DatasetError, match="u.user is missing") as excinfo:
+        data.read_users_file(tmp_path, "ml-100k")
+    assert "clear_cache('ml-100k')" in str(excinfo.value)
 
 
 # ==================================================================== ml-latest-small (real)
@@ -297,6 +355,7 @@ def test_ml1m_users(ml1m_folder):
 
 # ======================================================================= download (local HTTP)
 STALL_S = 10.0  # how long a stalling handler waits at most (the test releases it earlier)
+TOGETHER_S = 30.0  # how long a "together" request waits for the other one at most
 
 
 class _LocalServer:
@@ -305,7 +364,9 @@ class _LocalServer:
     ``plan[path]`` is a list of actions used one per request, then ``"ok"``:
     ``"ok"`` (serve the file), an int (answer with that HTTP status), ``"stall_headers"``
     (never answer), ``"stall_body"`` (send headers and part of the body, then stall),
-    ``"truncate"`` (announce the full length, send half, close).
+    ``"truncate"`` (announce the full length, send half, close), ``"trickle"`` (send one
+    byte every 0.1 s), ``"together"`` (wait until a second "together" request arrives, then
+    send both bodies slowly, so that two clients download at the same time).
     """
 
     def __init__(self, root: Path) -> None:
@@ -313,6 +374,7 @@ class _LocalServer:
         self.plan: dict[str, list[str | int]] = {}
         self.requests: list[str] = []
         self.release = threading.Event()
+        self.together = threading.Barrier(2, timeout=TOGETHER_S)
         self.base = ""
 
     def url(self, name: str) -> str:
@@ -354,6 +416,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             state.release.wait(STALL_S)
         elif action == "truncate":
             self.wfile.write(body[: len(body) // 2])
+        elif action == "trickle":
+            for i in range(len(body)):
+                if state.release.wait(0.1):
+                    break
+                self.wfile.write(body[i:i + 1])
+        elif action == "together":
+            state.together.wait()
+            for i in range(0, len(body), max(1, len(body) // 8)):
+                time.sleep(0.05)
+                self.wfile.write(body[i:i + max(1, len(body) // 8)])
         else:
             self.wfile.write(body)
 
@@ -378,6 +450,7 @@ def server(tmp_path):
         yield state
     finally:
         state.release.set()
+        state.together.abort()
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
@@ -537,6 +610,38 @@ def test_download_rejects_zero_retries(tmp_path):
         data.download_file("http://127.0.0.1:9/x", tmp_path / "x", retries=0)
 
 
+def test_download_size_mismatch_says_the_server_sent_another_file(server, tmp_path):
+    url = server.put("other.bin", PAYLOAD[:1000])
+    dest = tmp_path / "dl" / "other.bin"
+    with pytest.raises(ChecksumError, match="different file") as excinfo:
+        data.download_file(url, dest, size=len(PAYLOAD), progress=False)
+    assert "run again" not in str(excinfo.value).lower()
+    assert data.MIRROR_ENV_VAR in str(excinfo.value)
+    assert server.requests == ["/other.bin"]  # not retried: it would get the same file
+    assert _leftovers(dest) == []
+
+
+def test_download_deadline_stops_a_trickling_server(server, tmp_path, sleeps):
+    # One byte every 0.1 s never trips the 5 s read timeout; the deadline ends each attempt.
+    url = server.put("trickle.bin", PAYLOAD)
+    server.plan["trickle.bin"] = ["trickle", "trickle"]
+    dest = tmp_path / "dl" / "trickle.bin"
+    start = time.monotonic()
+    with pytest.raises(DatasetError, match="after 2 attempts") as excinfo:
+        data.download_file(url, dest, timeout=5.0, deadline=0.5, retries=2, backoff=0,
+                           progress=False)
+    assert time.monotonic() - start < 4  # two 0.5 s deadlines, not the whole payload
+    assert "0.5 s deadline" in str(excinfo.value)
+    assert len(server.requests) == 2
+    assert _leftovers(dest) == []
+
+
+@pytest.mark.parametrize("bad", [{"deadline": 0}, {"timeout": -1.0}, {"retries": 1.5}])
+def test_download_rejects_bad_limits(tmp_path, bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        data.download_file("http://127.0.0.1:9/x", tmp_path / "x", **bad)
+
+
 # ------------------------------------------------------------- end to end through the mirror
 @pytest.fixture(scope="module")
 def ml100k_zip(shared_datasets, tmp_path_factory) -> Path:
@@ -589,6 +694,21 @@ def test_corrupt_cached_file_is_detected(mirror, tmp_path):
     assert mirror.requests == ["/ml-100k.zip"]
 
 
+def test_truncated_users_file_is_rejected(mirror, tmp_path):
+    cache = tmp_path / "cache"
+    path = data.fetch_movielens("ml-100k", data_dir=cache) / "u.user"
+    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:471]))
+    with pytest.raises(ChecksumError, match="u.user"):
+        data.load_users("ml-100k", data_dir=cache)
+
+
+def test_missing_users_file_is_restored(mirror, tmp_path):
+    cache = tmp_path / "cache"
+    (data.fetch_movielens("ml-100k", data_dir=cache) / "u.user").unlink()
+    assert len(data.load_users("ml-100k", data_dir=cache)) == 943
+    assert mirror.requests == ["/ml-100k.zip", "/ml-100k.zip"]
+
+
 def test_clear_cache_forces_a_new_download(mirror, tmp_path):
     cache = tmp_path / "cache"
     data.fetch_movielens("ml-100k", data_dir=cache)
@@ -610,6 +730,133 @@ def test_offline_message_points_to_bundled(closed_port, tmp_path, monkeypatch, s
     assert f"127.0.0.1:{closed_port}/ml-100k.zip" in message
     assert len(sleeps) == 2  # the default 3 attempts were made
     assert not any(cache.rglob("*"))  # nothing half-downloaded left behind
+
+
+# ------------------------------------------------------------- a toy dataset (no real data)
+TOY_FILES = {
+    "ratings.csv": b"userId,movieId,rating,timestamp\n1,10,4.0,100\n1,11,3.5,200\n2,10,5.0,150\n",
+    "movies.csv": b"movieId,title,genres\n10,Toy (1995),Comedy\n11,Other (2001),Drama\n",
+}
+
+
+def _toy_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, payload in TOY_FILES.items():
+            archive.writestr(f"toy/{name}", payload)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def toy(server, monkeypatch) -> data.RemoteDataset:
+    """A tiny dataset "toy" in GroupLens's CSV layout, served by the local server as toy.zip."""
+    payload = _toy_zip()
+    server.put("toy.zip", payload)
+    spec = data.RemoteDataset("toy.zip", "toy", len(payload), _sha256(payload),
+                              {name: _sha256(body) for name, body in TOY_FILES.items()})
+    monkeypatch.setitem(data.REMOTE_DATASETS, "toy", spec)
+    monkeypatch.setenv(data.MIRROR_ENV_VAR, server.base)
+    return spec
+
+
+def test_toy_dataset_loads_through_the_mirror(toy, server, tmp_path):
+    cache = tmp_path / "cache"
+    ratings, items = data.load_movielens("toy", data_dir=cache)
+    assert len(ratings) == 3 and len(items) == 2
+    assert sorted(p.name for p in cache.iterdir()) == ["toy"]  # zip and temporary files gone
+    assert server.requests == ["/toy.zip"]
+
+
+@pytest.mark.parametrize("field", ["sha256", "size"])
+def test_fetch_checksum_failure_is_a_checksum_error(toy, server, tmp_path, monkeypatch, field):
+    wrong = {"sha256": "0" * 64, "size": toy.size + 1}[field]
+    monkeypatch.setitem(data.REMOTE_DATASETS, "toy", dataclasses.replace(toy, **{field: wrong}))
+    cache = tmp_path / "cache"
+    with pytest.raises(ChecksumError, match="toy.zip") as excinfo:
+        data.load_movielens("toy", data_dir=cache)
+    assert "load_movielens('bundled')" in str(excinfo.value)  # what to do instead
+    assert server.requests == ["/toy.zip"]
+    assert not any(cache.rglob("*"))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_interrupted_extraction_is_repaired_from_the_verified_zip(toy, server, tmp_path,
+                                                                  damage):
+    # What an extraction killed half-way leaves: the verified zip and part of the files.
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    shutil.copyfile(server.root / "toy.zip", cache / "toy.zip")
+    with zipfile.ZipFile(cache / "toy.zip") as archive:
+        archive.extractall(cache)
+    ratings_csv = cache / "toy" / "ratings.csv"
+    if damage == "truncated":
+        ratings_csv.write_bytes(ratings_csv.read_bytes()[:40])
+    else:
+        ratings_csv.unlink()
+    ratings, _ = data.load_movielens("toy", data_dir=cache)
+    assert len(ratings) == 3
+    assert server.requests == []  # unpacked again from the zip, nothing downloaded
+    assert sorted(p.name for p in cache.iterdir()) == ["toy"]
+
+
+def test_corrupt_file_without_a_zip_is_reported_not_replaced(toy, server, tmp_path):
+    cache = tmp_path / "cache"
+    folder = data.fetch_movielens("toy", data_dir=cache)
+    (folder / "movies.csv").write_bytes(b"movieId,title,genres\n")
+    with pytest.raises(ChecksumError, match="movies.csv"):
+        data.load_movielens("toy", data_dir=cache)
+    assert server.requests == ["/toy.zip"]
+
+
+def test_a_zip_that_does_not_verify_is_downloaded_again(toy, server, tmp_path):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "toy.zip").write_bytes(b"half a zip")  # e.g. left by another program
+    data.fetch_movielens("toy", data_dir=cache)
+    assert server.requests == ["/toy.zip"]
+    assert sorted(p.name for p in cache.iterdir()) == ["toy"]
+
+
+def test_clear_cache_also_deletes_a_kept_zip(toy, server, tmp_path):
+    cache = tmp_path / "cache"
+    data.fetch_movielens("toy", data_dir=cache)
+    shutil.copyfile(server.root / "toy.zip", cache / "toy.zip")
+    data.clear_cache("toy", data_dir=cache)
+    assert not any(cache.iterdir())
+
+
+_FETCH_IN_A_CHILD = """
+import json, sys
+from recsys_lib import data
+data.REMOTE_DATASETS["toy"] = data.RemoteDataset(**json.loads(sys.argv[1]))
+folder = data.fetch_movielens("toy", data_dir=sys.argv[2])
+print(sorted(p.name for p in folder.iterdir()))
+"""
+
+
+def test_two_processes_fetch_the_same_dataset_at_once(toy, server, tmp_path):
+    # The server holds the first request until the second arrives, then sends both slowly:
+    # the two downloads, and the unpacking after them, overlap.
+    server.plan["toy.zip"] = ["together", "together"]
+    cache = tmp_path / "cache"
+    command = [sys.executable, "-c", _FETCH_IN_A_CHILD, json.dumps(dataclasses.asdict(toy)),
+               str(cache)]
+    env = {**os.environ, data.MIRROR_ENV_VAR: server.base}
+    children = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    try:
+        outputs = [child.communicate(timeout=120) for child in children]
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait(10)
+    for child, (out, err) in zip(children, outputs, strict=True):
+        assert child.returncode == 0, err[-2000:]
+        assert out.strip() == "['movies.csv', 'ratings.csv']"
+    assert server.requests == ["/toy.zip", "/toy.zip"]
+    assert sorted(p.name for p in cache.iterdir()) == ["toy"]  # no temporary file left
+    assert len(data.load_movielens("toy", data_dir=cache).ratings) == 3
 
 
 # ------------------------------------------------------------------------------ zip safety

@@ -56,7 +56,7 @@ def test_perfect_and_empty_rankings():
 @pytest.mark.parametrize("fn", [precision_at_k, recall_at_k, hit_rate_at_k, mrr_at_k,
                                 average_precision_at_k, ndcg_at_k])
 def test_bad_input_is_refused_clearly(fn):
-    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="k must be an integer >= 1, got 0"):
         fn(REC, REL, 0)
     with pytest.raises(TypeError, match="k must be an integer"):
         fn(REC, REL, 2.5)
@@ -64,6 +64,47 @@ def test_bad_input_is_refused_clearly(fn):
         fn(["a", "b", "a"], REL, 3)
     with pytest.raises(ValueError, match="no relevant items"):
         fn(REC, set(), 3)
+
+
+PER_USER_FUNCTIONS = [precision_at_k, recall_at_k, hit_rate_at_k, mrr_at_k,
+                      average_precision_at_k, ndcg_at_k]
+
+
+@pytest.mark.parametrize("fn", PER_USER_FUNCTIONS)
+@pytest.mark.parametrize(("recommended", "relevant", "bad"), [
+    (["ab", "a", "b"], "ab", "relevant"),  # was 2/3: "ab" read as the items "a" and "b"
+    (["ab", "a", "b"], b"ab", "relevant"),
+    ("ab", {"ab"}, "recommended"),
+    (["a"], 7, "relevant"),
+    ((item for item in ["a"]), {"a"}, "recommended"),
+])
+def test_strings_and_non_collections_are_refused(fn, recommended, relevant, bad):
+    with pytest.raises(TypeError, match=f"{bad} must be a collection of item ids"):
+        fn(recommended, relevant, 3)
+
+
+def test_item_collections_of_every_kind_are_accepted():
+    import pandas as pd
+
+    for relevant in ({"b"}, ["b"], ("b",), np.array(["b"]), pd.Series(["b"]), {"b": 1}.keys()):
+        assert precision_at_k(np.array(["a", "b"]), relevant, 2) == 0.5
+    assert precision_at_k(("ab", "a", "b"), {"ab"}, 3) == pytest.approx(1 / 3)
+
+
+def test_evaluate_ranking_refuses_strings_as_item_collections():
+    with pytest.raises(TypeError, match=r"relevant\[1\] must be a collection"):
+        evaluate_ranking({1: ["ab"]}, {1: "ab"}, k=1)
+    with pytest.raises(TypeError, match="recommended must be a collection"):
+        evaluate_ranking({1: "ab"}, {1: {"ab"}}, k=1)
+
+
+def test_beyond_accuracy_metrics_refuse_strings_as_lists():
+    from recsys_lib.metrics import catalogue_coverage, novelty
+
+    with pytest.raises(TypeError, match=r"recommendations\[1\] must be a collection"):
+        catalogue_coverage({1: "abc"}, 10)
+    with pytest.raises(TypeError, match=r"recommendations\[1\] must be a collection"):
+        novelty({1: "abc"}, {"a": 1}, 2)
 
 
 def test_duplicates_after_the_cutoff_are_ignored():
@@ -81,7 +122,7 @@ def test_evaluate_ranking_counts_users_as_documented():
         evaluate_ranking(recs, relevant, metrics=("auc",))
     with pytest.raises(ValueError, match="no user has a relevant item"):
         evaluate_ranking(recs, {1: set()})
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match="k must be an integer >= 1"):
         evaluate_ranking(recs, relevant, k=0)
 
 
@@ -101,6 +142,18 @@ def test_rating_metrics():
         mae([], [])
     with pytest.raises(ValueError, match="NaN"):
         rmse([1.0], [float("nan")])
+
+
+@pytest.mark.parametrize("fn", [rmse, mae])
+def test_rating_metrics_refuse_missing_and_infinite_values(fn):
+    with pytest.raises(ValueError, match=r"y_true has 1 missing \(NaN\) value.*position 1"):
+        fn([1, float("nan")], [1, 2])  # was nan
+    with pytest.raises(ValueError, match=r"y_pred has 2 missing \(NaN\) value"):
+        fn([1, 2], [float("nan")] * 2)
+    with pytest.raises(ValueError, match="y_true has 1 infinite value"):
+        fn([1, float("inf")], [1, 2])
+    with pytest.raises(TypeError, match="y_pred must hold numbers"):
+        fn([1, 2], ["a", "b"])
 
 
 def test_matches_keras_rs_on_random_rankings():
@@ -267,7 +320,8 @@ def test_sampled_ranking_refuses_bad_input():
     train = pd.DataFrame({"user_id": [1, 1, 2], "item_id": [10, 11, 12]})
     model = _fixed_score_model({1: [1, 2, 3], 2: [3, 2, 1]}, train)
     test = pd.DataFrame({"user_id": [1], "item_id": [12]})
-    with pytest.raises(ValueError, match="n_negatives must be an integer >= 1 or None"):
+    with pytest.raises(ValueError, match="n_negatives must be an integer >= 1, got 0; or pass "
+                                         "None"):
         sampled_ranking_metrics(model, test, n_negatives=0)
     with pytest.raises(ValueError, match="unknown metric"):
         sampled_ranking_metrics(model, test, metrics=("auc",))

@@ -10,14 +10,20 @@ from recsys_lib.data import load_movielens
 from recsys_lib.splits import leave_last_out, order_by_user_time, random_split, temporal_split
 
 
-def ratings_tables(max_rows: int = 60):
-    """Random small ratings tables with repeated timestamps (ties) and short users."""
+def ratings_tables(max_rows: int = 60, unique_pairs: bool = False):
+    """Random small ratings tables with repeated timestamps (ties) and short users.
+
+    ``unique_pairs`` keeps the first row of each (user, item) pair, as leave_last_out needs.
+    """
     row = st.tuples(st.integers(1, 6), st.integers(1, 8), st.integers(0, 12))
-    return st.lists(row, min_size=1, max_size=max_rows).map(
+    tables = st.lists(row, min_size=1, max_size=max_rows).map(
         lambda rows: pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).assign(
             rating=4.0
         )
     )
+    if unique_pairs:
+        return tables.map(lambda table: table.drop_duplicates(["user_id", "item_id"]))
+    return tables
 
 
 def assert_partition(split, ratings):
@@ -30,7 +36,7 @@ def assert_partition(split, ratings):
 
 
 @settings(max_examples=150, deadline=None)
-@given(ratings_tables(), st.booleans(), st.sampled_from(["train", "drop"]))
+@given(ratings_tables(unique_pairs=True), st.booleans(), st.sampled_from(["train", "drop"]))
 def test_leave_last_out_partitions_and_does_not_leak(ratings, validation, policy):
     split = leave_last_out(ratings, validation=validation, short_users=policy)
     assert_partition(split, ratings)
@@ -59,7 +65,16 @@ def test_leave_last_out_partitions_and_does_not_leak(ratings, validation, policy
 def test_temporal_split_has_one_global_cutoff(ratings, test_frac, val_frac):
     if test_frac + val_frac >= 1:
         return
+    # The first cut-off is the timestamp at this position in time order; the training part
+    # is empty (and refused) exactly when that is one of the rows tied at the earliest time.
+    cut = int(np.floor(len(ratings) * (1 - test_frac - val_frac)))
+    at_earliest = int((ratings["timestamp"] == ratings["timestamp"].min()).sum())
+    if cut < at_earliest:
+        with pytest.raises(ValueError, match="no training rows"):
+            temporal_split(ratings, test_frac=test_frac, val_frac=val_frac)
+        return
     split = temporal_split(ratings, test_frac=test_frac, val_frac=val_frac)
+    assert len(split.train) > 0
     assert_partition(split, ratings)
     cut_val, cut_test = split.notes["val_start"], split.notes["test_start"]
     assert (split.train["timestamp"] < cut_val).all()
@@ -151,3 +166,57 @@ def test_temporal_split_reports_cold_start_users():
                             "timestamp": [1, 5, 6], "rating": 3.0})
     split = temporal_split(ratings, test_start=5)
     assert split.notes["test_users_without_history"] == 1  # user 2 appears only in test
+
+
+def test_leave_last_out_refuses_duplicate_pairs():
+    # User 1 rated item 10 twice: its last rating is the test item, its first one stays in
+    # train, where the test item counts as seen and can never be recommended.
+    ratings = pd.DataFrame({"user_id": [1, 1, 1, 1], "item_id": [10, 11, 12, 10],
+                            "timestamp": [1, 2, 3, 4], "rating": 4.0})
+    with pytest.raises(ValueError, match=r"1 duplicated \(user_id, item_id\) pair.*user 1, "
+                                         r"item 10.*clean_ratings"):
+        leave_last_out(ratings)
+    from recsys_lib.preprocessing import clean_ratings  # the fix the message names works
+
+    split = leave_last_out(clean_ratings(ratings)[0], validation=False)
+    assert split.test["item_id"].tolist() == [10]
+    assert 10 not in split.train["item_id"].tolist()
+
+
+def test_temporal_split_accepts_datetimes():
+    seconds = [100, 200, 300, 400, 500]
+    as_numbers = pd.DataFrame({"user_id": [1, 1, 2, 2, 3], "item_id": [1, 2, 3, 4, 5],
+                               "timestamp": seconds, "rating": 4.0})
+    as_dates = as_numbers.assign(timestamp=pd.to_datetime(seconds, unit="s"))
+    by_number = temporal_split(as_numbers, test_frac=0.4, val_frac=0.2)
+    by_date = temporal_split(as_dates, test_frac=0.4, val_frac=0.2)
+    for part in ("train", "val", "test"):
+        assert getattr(by_date, part).index.tolist() == getattr(by_number, part).index.tolist()
+    assert by_number.notes["test_start"] == 400
+    assert by_date.notes["test_start"] == pd.Timestamp(400, unit="s")
+    assert by_date.notes["val_start"] == pd.Timestamp(by_number.notes["val_start"], unit="s")
+    with pytest.raises(TypeError, match="test_start must be a date"):
+        temporal_split(as_dates, test_start=300)
+    explicit = temporal_split(as_dates, test_start=pd.Timestamp(300, unit="s"))
+    assert explicit.test.index.tolist() == [2, 3, 4]
+
+
+def test_temporal_split_refuses_fractions_that_leave_no_training_data():
+    ratings = pd.DataFrame({"user_id": range(10), "item_id": range(10),
+                            "timestamp": range(10), "rating": 4.0})
+    with pytest.raises(ValueError, match="no training rows.*test_frac"):
+        temporal_split(ratings, test_frac=0.49, val_frac=0.5)
+    with pytest.raises(ValueError, match=r"test_frac \+ val_frac must be < 1"):
+        temporal_split(ratings, test_frac=0.5, val_frac=0.5)
+    with pytest.raises(ValueError, match="no training rows.*val_start"):
+        temporal_split(ratings, test_start=5, val_start=0)
+    assert len(temporal_split(ratings, test_frac=0.45, val_frac=0.45).train) == 1
+
+
+@pytest.mark.parametrize("bad", [{"test_frac": "0.2"}, {"val_frac": float("nan")},
+                                 {"test_frac": -0.1}])
+def test_split_fractions_must_be_numbers_in_range(bad):
+    ratings = load_movielens().ratings.head(100)
+    for split_fn in (random_split, temporal_split):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))} must be a finite number"):
+            split_fn(ratings, **bad)
