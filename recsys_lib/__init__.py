@@ -15,7 +15,7 @@ notebook   modules
            (negative sampling)
 05         ``metrics`` (rating and ranking metrics), ``models.base`` (the recommender
            interface), ``models.baselines`` (popularity, random), ``benchmark`` (the
-           protocol), ``results`` (the README tables)
+           protocol), ``results`` (the README tables), ``stats`` (paired bootstrap intervals)
 06         ``models.deep`` (NeuMF, two towers), ``training`` (the one Keras training loop)
 07, 08     ``attention`` (scaled dot-product and multi-head attention in NumPy)
 09         ``models.transformer`` (positions, the causal Transformer block)
