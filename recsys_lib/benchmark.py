@@ -35,7 +35,7 @@ import pandas as pd
 from recsys_lib.config import set_seed
 from recsys_lib.data import DATASET_NAMES, load_movielens
 from recsys_lib.metrics import evaluate_ranking, relevant_items
-from recsys_lib.splits import leave_last_out
+from recsys_lib.splits import leave_last_out, shuffle_ties
 
 K = 10
 TOP_N_SAVED = 100
@@ -94,6 +94,12 @@ MODELS: dict[str, tuple[Callable, list[dict], list[dict]]] = {
                # to learn (bundled test NDCG@10 0.048-0.053 over seeds 42/1/2, popularity 0.020)
                [{"max_len": 50, "d_model": 32, "num_blocks": 1, "epochs": 10, "eval_every": 2,
                  "batch_size": 32, "learning_rate": 2e-3, "progress": False}]),
+    # sequence-aware baselines (notebook 10): does SASRec win by attention, or by order alone?
+    "markov": (_factory("sequential", "MarkovRecommender"),
+               _grid(smoothing=[1.0, 100.0, 1000.0]), [{"smoothing": 100.0}]),
+    "sknn": (_factory("sequential", "SequentialKNNRecommender"),
+             _grid(k=[20, 50], max_history=[20], decay=[0.7, 0.8, 0.9]),
+             [{"k": 20, "max_history": 20, "decay": 0.8}]),
 }
 
 
@@ -149,13 +155,17 @@ def validation_scores(model_name: str, grid: list[dict], split, items: pd.DataFr
 
 def run(model_name: str, dataset: str, out: Path, data_dir: str | None = None,
         quick: bool = False, seed: int = 42, progress: bool = True,
-        data: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> dict:
+        data: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+        tie_seed: int | None = None) -> dict:
     """Run the protocol in the module docstring and write the two files into ``out``.
 
     Args:
         data: ``(ratings, items)`` to use instead of ``load_movielens(dataset, data_dir)``;
             ``dataset`` is then only the label written to metrics.json (used for the
             partial ml-1m run in ``results/ml-1m-partial``).
+        tie_seed: None keeps the file order for interactions of a user with equal
+            timestamps (ascending item id in MovieLens); a seed orders them at random first
+            (:func:`recsys_lib.splits.shuffle_ties`), the tie control of notebook 10.
 
     Returns:
         The content of metrics.json.
@@ -169,6 +179,8 @@ def run(model_name: str, dataset: str, out: Path, data_dir: str | None = None,
         raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(MODELS)}")
     started = time.perf_counter()
     ratings, items = data if data is not None else load_movielens(dataset, data_dir)
+    if tie_seed is not None:
+        ratings = shuffle_ties(ratings, tie_seed)
     split = leave_last_out(ratings, validation=True, short_users="train")
     factory, full_grid, quick_grid = MODELS[model_name]
     tuning = validation_scores(model_name, quick_grid if quick else full_grid,
@@ -192,6 +204,7 @@ def run(model_name: str, dataset: str, out: Path, data_dir: str | None = None,
         "split": {part: int(len(getattr(split, part))) for part in ("train", "val", "test")}
         | {"users": int(ratings["user_id"].nunique()), "items": int(len(final.items_)),
            "short_users": split.notes["short_users"]},
+        "ties": "file order" if tie_seed is None else f"random (seed {tie_seed})",
         "seed": seed, "quick": quick, "wall_seconds": round(time.perf_counter() - started, 1),
         "versions": versions(),
     }
@@ -215,13 +228,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="one configuration, for tests")
     parser.add_argument("--seeds", type=int, nargs="+", default=[42],
                         help="one run per seed; with several, each goes to OUT/seed-N")
+    parser.add_argument("--tie-seed", type=int, default=None,
+                        help="order a user's interactions with equal timestamps at random "
+                             "(this seed) instead of by file order: the tie control")
     args = parser.parse_args(argv)
     models = sorted(MODELS) if args.model == "all" else [args.model]
     for model in models:
         for seed in args.seeds:
             out = args.out / model if args.model == "all" else args.out
             out = out / f"seed-{seed}" if len(args.seeds) > 1 else out
-            result = run(model, args.dataset, out, args.data_dir, args.quick, seed)
+            result = run(model, args.dataset, out, args.data_dir, args.quick, seed,
+                         tie_seed=args.tie_seed)
             metrics = ", ".join(f"{k}={v:.4f}" for k, v in result["test"].items())
             print(f"{model} on {args.dataset} (seed {seed}): {metrics} "
                   f"({result['wall_seconds']} s)")

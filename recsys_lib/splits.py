@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from recsys_lib.checks import check_float
+from recsys_lib.checks import check_float, check_int
 
 SHORT_USER_POLICIES = ("train", "drop", "error")
 
@@ -279,6 +279,29 @@ def order_by_user_time(ratings: pd.DataFrame) -> pd.DataFrame:
         (np.arange(len(ratings)), ratings["timestamp"].to_numpy(),
          ratings["user_id"].to_numpy())
     )
+    return ratings.iloc[order]
+
+
+def shuffle_ties(ratings: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Shuffle the rows so that interactions with equal timestamps get a random order.
+
+    Every split and sequence model of the course orders a user's interactions by time and
+    keeps the table's order for ties. MovieLens files list each user's ratings by ascending
+    item id, and many ratings share a timestamp (a user rating a batch of films in one
+    minute), so which tied film counts as "last" is decided by its id, not by the user.
+    Shuffling first replaces that rule by a random one: a control for how much a result
+    depends on it (Hidasi & Czapp, RecSys 2023).
+
+    Args:
+        ratings: any table (its index is kept).
+        seed: seeds the shuffle; the same seed gives the same order.
+
+    Returns:
+        The same rows in a random order.
+
+    Explained in notebook 01; notebook 10 measures what the tie rule does to the results.
+    """
+    order = np.random.default_rng(check_int("seed", seed, minimum=0)).permutation(len(ratings))
     return ratings.iloc[order]
 
 

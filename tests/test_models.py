@@ -250,6 +250,26 @@ def test_benchmark_runs_several_seeds(tmp_path):
     assert seeds == [1, 2]
 
 
+def test_benchmark_tie_control_changes_only_tied_test_items(tmp_path):
+    """--tie-seed orders equal timestamps at random; it is recorded in metrics.json."""
+    ratings, items = load_movielens("bundled")
+    few = ratings[ratings["user_id"] <= 100]
+    runs = {}
+    for tie_seed in (None, 0):
+        out = tmp_path / str(tie_seed)
+        runs[tie_seed] = benchmark.run("popularity", "bundled", out, quick=True, progress=False,
+                                       data=(few, items), tie_seed=tie_seed)
+        runs[tie_seed]["recs"] = pd.read_csv(out / "recommendations.csv")
+    assert runs[None]["ties"] == "file order" and runs[0]["ties"] == "random (seed 0)"
+    for part in ("train", "val", "test", "users"):  # same sizes, other tied items held out
+        assert runs[0]["split"][part] == runs[None]["split"][part]
+    last_time = few.groupby("user_id")["timestamp"].transform("max")
+    tied = few[few["timestamp"] == last_time].groupby("user_id").size()
+    changed = runs[None]["recs"].groupby("user_id")["item_id"].apply(tuple).ne(
+        runs[0]["recs"].groupby("user_id")["item_id"].apply(tuple))
+    assert changed.any() and set(changed[changed].index) <= set(tied[tied > 1].index)
+
+
 def test_benchmark_runs_on_given_data(tmp_path):
     """``data=`` replaces the loader (the partial ml-1m run uses it); the label is kept."""
     ratings, items = load_movielens("bundled")

@@ -220,3 +220,23 @@ def test_split_fractions_must_be_numbers_in_range(bad):
     for split_fn in (random_split, temporal_split):
         with pytest.raises(ValueError, match=f"{next(iter(bad))} must be a finite number"):
             split_fn(ratings, **bad)
+
+
+def test_shuffle_ties_decides_which_tied_item_is_last():
+    """With equal timestamps, file order picks the test item; shuffle_ties picks at random."""
+    from recsys_lib.splits import shuffle_ties
+
+    ratings = pd.DataFrame({"user_id": [1] * 4 + [2] * 3, "item_id": [1, 2, 3, 4, 5, 6, 7],
+                            "timestamp": [10, 50, 50, 50, 1, 2, 3]})
+    assert leave_last_out(ratings).test.set_index("user_id")["item_id"].to_dict() == {1: 4, 2: 7}
+    last_items = set()
+    for seed in range(20):
+        shuffled = shuffle_ties(ratings, seed)
+        assert sorted(shuffled.index) == list(ratings.index)
+        split = leave_last_out(shuffled)
+        test = split.test.set_index("user_id")["item_id"]
+        assert test[2] == 7  # no tie: time decides
+        last_items.add(test[1])
+        assert split.val.set_index("user_id").loc[1, "timestamp"] == 50
+    assert last_items == {2, 3, 4}  # every tied film is sometimes the last one
+    np.testing.assert_array_equal(shuffle_ties(ratings, 3).index, shuffle_ties(ratings, 3).index)
