@@ -6,8 +6,11 @@ has a checker: a function that raises :class:`Incorrect` with a helpful message 
 answer is wrong. The learner's notebook is generated from ``exercises/source/*.py`` by
 ``python -m recsys_lib.exercises.build``; the worked solutions come from the same file.
 
-While a notebook is graded (``python -m recsys_lib.grading``), every check also writes the
-set's results to the JSON file named by ``RECSYS_GRADING_FILE``.
+While a notebook is graded (``python -m recsys_lib.grading``), its kernel runs with
+``RECSYS_GRADED_RUN=1``: ``qN.check(answer)`` then judges nothing in the kernel. It hands the
+answer to :mod:`recsys_lib.grading_wire`, and the grader checks it in its own process with
+checkers the notebook cannot reach; ``solution()`` shows nothing. See the README's "For
+teachers: grading" section.
 """
 
 from __future__ import annotations
@@ -27,7 +30,12 @@ import numpy as np
 
 from recsys_lib.config import REPO_ROOT
 
+#: Legacy: a file where checks write their results (see ``ExerciseSet._write_grading_file``).
+#: The grader neither sets nor reads it; it removes it from the kernel's environment.
 GRADING_FILE_ENV_VAR = "RECSYS_GRADING_FILE"
+#: Set to ``1`` in the kernel of a notebook being graded (a switch, not a secret).
+GRADED_RUN_ENV_VAR = "RECSYS_GRADED_RUN"
+NOT_SHOWN_WHILE_GRADED = "Worked solutions are not shown while a notebook is being graded."
 SOURCE_DIR = REPO_ROOT / "exercises" / "source"
 
 CORRECT, INCORRECT, NOT_ANSWERED, ERROR = "correct", "incorrect", "not answered", "error"
@@ -41,6 +49,73 @@ class NotAnswered(Exception):
     """Raised when the learner has not written an answer yet."""
 
 
+class LearnerError(Exception):
+    """What a learner's function raised in the notebook's kernel, as the grader sees it.
+
+    The grader calls a learner's function in the kernel (see :mod:`recsys_lib.grading_wire`);
+    when it raises, the grader's checker gets this exception, which :func:`call_answer`
+    reports like the original one.
+
+    Args:
+        type_name: the original exception's class name (``"KeyError"``).
+        message: its message.
+        line: the line of the learner's code that raised, or None.
+    """
+
+    def __init__(self, type_name: str, message: str, line: int | None = None) -> None:
+        super().__init__(message)
+        self.type_name, self.message, self.line = type_name, message, line
+
+
+def is_graded_run() -> bool:
+    """Whether this process is the kernel of a notebook being graded (``RECSYS_GRADED_RUN``)."""
+    return os.environ.get(GRADED_RUN_ENV_VAR, "") == "1"
+
+
+_FIRST_WORD = re.compile(r"^([a-z]+)(?=$|[\s,;:!?)'\"])")
+
+
+def as_sentence(text: str) -> str:
+    """Start a feedback message with a capital letter when its first word is a plain word.
+
+    A first word that looks like code (``split_heads(x)``, ``np.exp``, ``k=3``) is kept.
+
+    Args:
+        text: the message.
+
+    Returns:
+        The message, its first letter capitalised when the first word is lowercase letters
+        followed by a space, punctuation or the end.
+    """
+    match = _FIRST_WORD.match(text)
+    return text[0].upper() + text[1:] if match else text
+
+
+def evaluate(checker: Callable[[Any], None], answer: Any) -> tuple[str, str]:
+    """Run a checker on an answer and say what it found, printing nothing.
+
+    Args:
+        checker: raises :class:`Incorrect` or :class:`NotAnswered`, or returns None when
+            the answer is right.
+        answer: the learner's answer; None and ``...`` count as not answered.
+
+    Returns:
+        ``(status, message)``: status is ``"correct"``, ``"incorrect"``, ``"not answered"``
+        or ``"error"`` (the checker itself failed).
+    """
+    try:
+        if _is_placeholder(answer):
+            raise NotAnswered()
+        checker(answer)
+    except NotAnswered:
+        return NOT_ANSWERED, "Not answered yet: write your answer, then run this cell again."
+    except Incorrect as err:
+        return INCORRECT, f"Not quite. {err}"
+    except Exception as err:  # noqa: BLE001 - a broken answer must not crash the check
+        return ERROR, f"Checking failed: {type(err).__name__}: {err}"
+    return CORRECT, "Correct!"
+
+
 def _is_placeholder(answer: Any) -> bool:
     return answer is None or answer is Ellipsis
 
@@ -50,7 +125,8 @@ def as_number(value: Any, what: str = "your function") -> float:
     if isinstance(value, np.ndarray) and value.size == 1:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise Incorrect(f"{what} should return one number (a float), got {type(value).__name__}")
+        raise Incorrect(as_sentence(f"{what} should return one number (a float), got "
+                                    f"{type(value).__name__}"))
     return float(value)
 
 
@@ -59,10 +135,11 @@ def as_array(result: Any, what: str) -> np.ndarray:
     try:
         arr = np.asarray(result, dtype=float)
     except (TypeError, ValueError):
-        raise Incorrect(f"{what} should be a NumPy array of numbers, got "
-                        f"{type(result).__name__}") from None
+        raise Incorrect(as_sentence(f"{what} should be a NumPy array of numbers, got "
+                                    f"{type(result).__name__}")) from None
     if arr.ndim == 0 and not isinstance(result, np.ndarray | numbers.Real):
-        raise Incorrect(f"{what} should be a NumPy array, got {type(result).__name__}")
+        raise Incorrect(as_sentence(f"{what} should be a NumPy array, got "
+                                    f"{type(result).__name__}"))
     return arr
 
 
@@ -72,19 +149,33 @@ def call_answer(func: Callable, *args: Any, **kwargs: Any) -> Any:
     A checker uses this so that an unanswered question (whose body still says
     ``raise NotImplementedError``) is reported as not answered rather than as a crash.
     Other exceptions become :class:`Incorrect`, quoting the error.
+
+    Args:
+        func: the learner's function (or the grader's stand-in for it).
+        *args, **kwargs: what to call it with.
+
+    Returns:
+        What the function returned.
+
+    Raises:
+        NotAnswered: ``func`` is a placeholder or raised ``NotImplementedError``.
+        Incorrect: ``func`` is not callable or raised anything else.
     """
     if _is_placeholder(func):
         raise NotAnswered()
     if not callable(func):
-        raise Incorrect(f"expected a function, got {type(func).__name__}")
+        raise Incorrect(f"Expected a function, got {type(func).__name__}")
     try:
         return func(*args, **kwargs)
     except NotImplementedError as err:
         raise NotAnswered() from err
+    except LearnerError as err:
+        where = f" (line {err.line})" if err.line else ""
+        raise Incorrect(f"Your function raised {err.type_name}: {err.message}{where}") from err
     except Exception as err:  # noqa: BLE001 - we report any learner error back to them
         where = traceback.extract_tb(err.__traceback__)[-1]
         raise Incorrect(
-            f"your function raised {type(err).__name__}: {err} (line {where.lineno})"
+            f"Your function raised {type(err).__name__}: {err} (line {where.lineno})"
         ) from err
 
 
@@ -117,28 +208,41 @@ class Question:
 
         Returns None so that a notebook cell shows only the message; read ``status``
         (``"correct"``, ``"incorrect"``, ``"not answered"`` or ``"error"``) to test it.
+        In the kernel of a notebook being graded (:func:`is_graded_run`) it only hands the
+        answer over to the grader, which checks it in its own process.
+
+        Args:
+            answer: the learner's answer (a value or a function).
         """
-        try:
-            if _is_placeholder(answer):
-                raise NotAnswered()
-            self.checker(answer)
-        except NotAnswered:
-            self._record(NOT_ANSWERED, "Not answered yet: write your answer, then run this "
-                                       "cell again.")
-        except Incorrect as err:
-            self._record(INCORRECT, f"Not quite. {err}")
-        except Exception as err:  # noqa: BLE001 - a broken answer must not crash the check
-            self._record(ERROR, f"Checking failed: {type(err).__name__}: {err}")
-        else:
-            self._record(CORRECT, "Correct!")
+        if is_graded_run():
+            from recsys_lib import grading_wire
+
+            grading_wire.record(self.lesson, self.name, answer)
+            _show(self.title, "recorded", "Answer recorded; the grader checks it.")
+            return
+        self._record(*self.evaluate(answer))
         _show(self.title, self.status, self.message)
+
+    def evaluate(self, answer: Any) -> tuple[str, str]:
+        """Check an answer without printing or remembering anything (see :func:`evaluate`).
+
+        Args:
+            answer: the learner's answer.
+
+        Returns:
+            ``(status, message)``.
+        """
+        return evaluate(self.checker, answer)
 
     def hint(self) -> None:
         """Print the hint."""
         _show(self.title, "hint", self.hint_text)
 
     def solution(self) -> None:
-        """Print the worked solution code from the exercise source file."""
+        """Print the worked solution code from the exercise source file (not while graded)."""
+        if is_graded_run():
+            _show(self.title, "solution", NOT_SHOWN_WHILE_GRADED)
+            return
         code = solution_code(self.lesson, self.name)
         _show(self.title, "solution", code, as_code=True)
 
@@ -206,6 +310,11 @@ class ExerciseSet:
             q.status, q.message = NOT_ANSWERED, ""
 
     def _write_grading_file(self) -> None:
+        """Legacy: write the results to ``RECSYS_GRADING_FILE`` when it is set.
+
+        The grader does not use this file (a learner's code could write it); it removes the
+        variable from the kernel's environment and checks the answers itself.
+        """
         path = os.environ.get(GRADING_FILE_ENV_VAR)
         if not path:
             return
@@ -235,7 +344,19 @@ def source_file(lesson: str, folder: Path = SOURCE_DIR) -> Path:
 
 
 def solution_code(lesson: str, question: str, folder: Path = SOURCE_DIR) -> str:
-    """The code between ``# BEGIN SOLUTION <question>`` and ``# END SOLUTION`` markers."""
+    """The code between ``# BEGIN SOLUTION <question>`` and ``# END SOLUTION`` markers.
+
+    Args:
+        lesson: the lesson (``"ex01"``).
+        question: the question (``"q1"``).
+        folder: where the exercise sources are.
+
+    Returns:
+        The code, or a sentence saying why there is none (no source in this installation,
+        no solution recorded, or a notebook being graded: :func:`is_graded_run`).
+    """
+    if is_graded_run():
+        return NOT_SHOWN_WHILE_GRADED
     try:
         text = source_file(lesson, folder).read_text()
     except FileNotFoundError:
@@ -252,13 +373,14 @@ def solution_code(lesson: str, question: str, folder: Path = SOURCE_DIR) -> str:
 
 
 _COLOURS = {CORRECT: "#1b7f3b", INCORRECT: "#b3261e", ERROR: "#b3261e",
-            NOT_ANSWERED: "#8a6d00", "hint": "#1f5fa8", "solution": "#444"}
+            NOT_ANSWERED: "#8a6d00", "hint": "#1f5fa8", "solution": "#444", "recorded": "#444"}
 
 
 def _show(title: str, status: str, message: str, as_code: bool = False) -> None:
     """Print a message; in Jupyter, show it in colour as well."""
     label = {CORRECT: "Correct", INCORRECT: "Incorrect", ERROR: "Error",
-             NOT_ANSWERED: "Not answered", "hint": "Hint", "solution": "Solution"}[status]
+             NOT_ANSWERED: "Not answered", "hint": "Hint", "solution": "Solution",
+             "recorded": "Recorded"}[status]
     text = f"[{label}] {title}: {message}" if not as_code else f"[{label}] {title}:\n{message}"
     try:
         from IPython import get_ipython

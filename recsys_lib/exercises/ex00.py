@@ -30,11 +30,11 @@ def _number(answer, what: str) -> float:
 
 def _check_n_users(answer) -> None:
     ratings = _ratings()
-    value = _number(answer, "the number of users")
+    value = _number(answer, "The number of users")
     if value == len(ratings):
-        raise Incorrect("that is the number of ratings (rows); count distinct user_id values")
+        raise Incorrect("That is the number of ratings (rows); count distinct user_id values")
     if value == ratings["item_id"].nunique():
-        raise Incorrect("that is the number of distinct items; count distinct user_id values")
+        raise Incorrect("That is the number of distinct items; count distinct user_id values")
     if value != ratings["user_id"].nunique():
         raise Incorrect(f"{answer} is not the number of distinct users in the bundled data")
 
@@ -45,13 +45,13 @@ def _true_density() -> float:
 
 
 def _check_density(answer) -> None:
-    value, truth = _number(answer, "the density"), _true_density()
+    value, truth = _number(answer, "The density"), _true_density()
     if math.isclose(value, 100 * truth, rel_tol=1e-4):
-        raise Incorrect("that looks like a percentage; give a fraction between 0 and 1")
+        raise Incorrect("That looks like a percentage; give a fraction between 0 and 1")
     if math.isclose(value, 1 - truth, rel_tol=1e-4):
-        raise Incorrect("that is the sparsity (the share of empty cells), not the density")
+        raise Incorrect("That is the sparsity (the share of empty cells), not the density")
     if not 0 < value <= 1:
-        raise Incorrect(f"a density is a fraction in (0, 1], got {value}")
+        raise Incorrect(f"A density is a fraction in (0, 1], got {value}")
     if not math.isclose(value, truth, rel_tol=1e-4):
         raise Incorrect(
             f"{value:.6f} is off; divide the number of ratings by (number of distinct users x "
@@ -75,15 +75,15 @@ def _check_top_items(func) -> None:
         try:
             got = [int(x) for x in got]
         except (TypeError, ValueError):
-            raise Incorrect(f"return a list of item ids, got {type(got).__name__}") from None
+            raise Incorrect(f"Return a list of item ids, got {type(got).__name__}") from None
         want = reference_top_items(ratings, n)
         if len(got) != len(want):
             raise Incorrect(f"asked for n={n} items, got {len(got)}")
         if set(got) == set(want) and got != want:
-            raise Incorrect(f"right items, wrong order for n={n}: got {got}, expected {want} "
+            raise Incorrect(f"Right items, wrong order for n={n}: got {got}, expected {want} "
                             "(most-rated first; ties by the smaller item id)")
         if got != want:
-            raise Incorrect(f"for n={n} expected {want}, got {got}")
+            raise Incorrect(f"For n={n} expected {want}, got {got}")
 
 
 def _true_top10_share() -> float:
@@ -93,9 +93,9 @@ def _true_top10_share() -> float:
 
 
 def _check_top10_share(answer) -> None:
-    value, truth = _number(answer, "the share"), _true_top10_share()
+    value, truth = _number(answer, "The share"), _true_top10_share()
     if math.isclose(value, 100 * truth, rel_tol=1e-4):
-        raise Incorrect("that looks like a percentage; give a fraction between 0 and 1")
+        raise Incorrect("That looks like a percentage; give a fraction between 0 and 1")
     if not math.isclose(value, truth, rel_tol=1e-4):
         raise Incorrect(
             f"{value:.4f} is off; sort items by their number of ratings, take the top "

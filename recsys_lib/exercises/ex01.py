@@ -37,18 +37,18 @@ def _check_mean_center(func) -> None:
                      index=[10, 11, 12, 13, 14])
     got = call_answer(func, ratings.copy())
     if not isinstance(got, pd.Series):
-        raise Incorrect(f"return a pandas Series, got {type(got).__name__}")
+        raise Incorrect(f"Return a pandas Series, got {type(got).__name__}")
     if len(got) != len(ratings):
-        raise Incorrect(f"return one value per rating ({len(ratings)}), got {len(got)}")
+        raise Incorrect(f"Return one value per rating ({len(ratings)}), got {len(got)}")
     if not got.index.equals(ratings.index):
-        raise Incorrect("keep the index of the ratings table, so values line up with rows "
+        raise Incorrect("Keep the index of the ratings table, so values line up with rows "
                         f"(expected {ratings.index.tolist()}, got {got.index.tolist()})")
     want = mean_center(ratings)
     global_centred = ratings["rating"] - ratings["rating"].mean()
     if np.allclose(got.to_numpy(float), global_centred.to_numpy()):
-        raise Incorrect("you subtracted the global mean; subtract each user's own mean")
+        raise Incorrect("You subtracted the global mean; subtract each user's own mean")
     if not np.allclose(got.to_numpy(float), want.to_numpy()):
-        raise Incorrect(f"expected {want.round(3).tolist()}, got {got.round(3).tolist()}")
+        raise Incorrect(f"Expected {want.round(3).tolist()}, got {got.round(3).tolist()}")
 
 
 # ----------------------------------------------------------------------------------- q2
@@ -57,16 +57,16 @@ def _check_k_core(func) -> None:
     # which leaves item 4 with 1 rating: only repeating until nothing changes gets this right.
     ratings = _table([1, 1, 2, 2, 3, 3, 4, 4], [1, 2, 1, 2, 4, 5, 4, 9])
     for k in (2, 1):
-        got = _frame(call_answer(func, ratings.copy(), k), "the filtered table")
+        got = _frame(call_answer(func, ratings.copy(), k), "The filtered table")
         want = k_core(ratings, k, k)
         if set(got.index) == set(want.index):
             continue
         one_pass = ratings[ratings.groupby("user_id")["user_id"].transform("size").ge(k)
                            & ratings.groupby("item_id")["item_id"].transform("size").ge(k)]
         if set(got.index) == set(one_pass.index):
-            raise Incorrect("after one pass some users/items fall below k again; repeat the "
+            raise Incorrect("After one pass some users/items fall below k again; repeat the "
                             "filter until nothing changes")
-        raise Incorrect(f"for k={k} expected the rows {sorted(want.index)}, "
+        raise Incorrect(f"For k={k} expected the rows {sorted(want.index)}, "
                         f"got {sorted(got.index)}")
 
 
@@ -78,23 +78,23 @@ def _check_last_item_split(func) -> None:
                      times=[5, 9, 9, 30, 10, 20, 7])
     result = call_answer(func, ratings.copy())
     if not isinstance(result, tuple) or len(result) != 2:
-        raise Incorrect("return a tuple (train, test)")
+        raise Incorrect("Return a tuple (train, test)")
     train, test = (_frame(part, name) for part, name in zip(result, ("train", "test"),
                                                             strict=True))
     want = leave_last_out(ratings, validation=False)
     if set(train.index) & set(test.index):
-        raise Incorrect("some rows are in both train and test")
+        raise Incorrect("Some rows are in both train and test")
     if set(test.index) == {1, 3}:
-        raise Incorrect("user 1 has two ratings at the same last time; the later row in the "
+        raise Incorrect("User 1 has two ratings at the same last time; the later row in the "
                         "table counts as last (use a stable sort)")
     if 6 in set(test.index):
-        raise Incorrect("user 3 has a single rating: keep it in train (nothing to learn from "
+        raise Incorrect("User 3 has a single rating: keep it in train (nothing to learn from "
                         "otherwise)")
     if set(test.index) != set(want.test.index):
-        raise Incorrect(f"expected the test rows {sorted(want.test.index)}, "
+        raise Incorrect(f"Expected the test rows {sorted(want.test.index)}, "
                         f"got {sorted(test.index)} (sort by timestamp within each user)")
     if set(train.index) != set(want.train.index):
-        raise Incorrect(f"expected the train rows {sorted(want.train.index)}, "
+        raise Incorrect(f"Expected the train rows {sorted(want.train.index)}, "
                         f"got {sorted(train.index)}")
 
 
@@ -113,9 +113,9 @@ def _check_is_leaky(func) -> None:
     for name, train, test, want in cases:
         got = call_answer(func, train.copy(), test.copy())
         if not isinstance(got, bool | np.bool_):
-            raise Incorrect(f"return True or False, got {type(got).__name__}")
+            raise Incorrect(f"Return True or False, got {type(got).__name__}")
         if bool(got) != want:
-            raise Incorrect(f"case '{name}': expected {want}, got {bool(got)}")
+            raise Incorrect(f"Case '{name}': expected {want}, got {bool(got)}")
 
 
 EXERCISES = ExerciseSet("ex01", [

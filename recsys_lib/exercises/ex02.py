@@ -58,25 +58,25 @@ def _check_idf(func) -> None:
     if isinstance(got, pd.Series):
         got = got.to_dict()
     if not isinstance(got, dict):
-        raise Incorrect(f"return a dict term -> idf, got {type(got).__name__}")
+        raise Incorrect(f"Return a dict term -> idf, got {type(got).__name__}")
     want = _reference_idf(documents)
     if set(got) != set(want):
-        raise Incorrect(f"expected one idf per distinct term {sorted(want)}, "
+        raise Incorrect(f"Expected one idf per distinct term {sorted(want)}, "
                         f"got the keys {sorted(map(str, got))}")
-    values = {t: _scalar(v, f"the idf of {t!r}") for t, v in got.items()}
+    values = {t: _scalar(v, f"The idf of {t!r}") for t, v in got.items()}
     n = len(documents)
     df = {t: sum(t in doc for doc in documents) for t in want}
     occurrences = {t: sum(doc.count(t) for doc in documents) for t in want}
     variants = {
-        "you used the unsmoothed ln(N / df); eq. (2) is ln((1 + N) / (1 + df)) + 1":
+        "You used the unsmoothed ln(N / df); eq. (2) is ln((1 + N) / (1 + df)) + 1":
             {t: np.log(n / df[t]) for t in want},
-        "you forgot the + 1 after the logarithm: with ln((1 + N) / (1 + df)) alone a term in "
+        "You forgot the + 1 after the logarithm: with ln((1 + N) / (1 + df)) alone a term in "
         "every document would get weight 0":
             {t: np.log((1 + n) / (1 + df[t])) for t in want},
-        "you counted every occurrence of a term: df counts documents, so a term repeated inside "
+        "You counted every occurrence of a term: df counts documents, so a term repeated inside "
         "one document counts once (use set(doc))":
             {t: np.log((1 + n) / (1 + occurrences[t])) + 1 for t in want},
-        "use the natural logarithm (np.log), not log10":
+        "Use the natural logarithm (np.log), not log10":
             {t: np.log10((1 + n) / (1 + df[t])) + 1 for t in want},
     }
     if all(np.isclose(values[t], want[t]) for t in want):
@@ -95,19 +95,19 @@ def _check_cosine(func) -> None:
     a = np.array([1.0, 2.0, 0.0, 2.0])
     b = np.array([2.0, 0.0, 1.0, 2.0])
     want = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))  # 6 / 9
-    got = _scalar(call_answer(func, a.copy(), b.copy()), "the cosine of two NumPy vectors")
+    got = _scalar(call_answer(func, a.copy(), b.copy()), "The cosine of two NumPy vectors")
     if np.isclose(got, a @ b):
-        raise Incorrect(f"you returned the dot product a . b = {a @ b:g}; divide it by the two "
+        raise Incorrect(f"You returned the dot product a . b = {a @ b:g}; divide it by the two "
                         "norms ||a|| ||b|| (eq. 4)")
     if not np.isclose(got, want):
         raise Incorrect(f"cosine({a.tolist()}, {b.tolist()}) should be {want:.4f}, got {got:.4f}")
     zero = np.zeros(4)
-    got_zero = _scalar(call_answer(func, zero, b.copy()), "the cosine with a zero vector")
+    got_zero = _scalar(call_answer(func, zero, b.copy()), "The cosine with a zero vector")
     if np.isnan(got_zero):
-        raise Incorrect("you returned nan for a zero vector (0 / 0); return 0.0 when either "
+        raise Incorrect("You returned nan for a zero vector (0 / 0); return 0.0 when either "
                         "vector has norm 0: it has nothing in common with anything")
     if not np.isclose(got_zero, 0.0):
-        raise Incorrect(f"the cosine with a zero vector should be 0.0, got {got_zero}")
+        raise Incorrect(f"The cosine with a zero vector should be 0.0, got {got_zero}")
     # Sparse rows, as in a TF-IDF matrix (scaled so that they are not unit vectors).
     matrix, _ = tfidf_matrix([["x", "y", "y"], ["y", "z"]])
     sa, sb = sp.csr_matrix(matrix[0] * 3.0), sp.csr_matrix(matrix[1] * 0.5)
@@ -115,12 +115,12 @@ def _check_cosine(func) -> None:
     try:
         result = call_answer(func, sa, sb)
     except Incorrect as err:
-        raise Incorrect(f"your function works for NumPy arrays but not for 1 x n scipy.sparse "
+        raise Incorrect(f"Your function works for NumPy arrays but not for 1 x n scipy.sparse "
                         f"rows ({err}); turn a sparse row into a dense vector with "
                         ".toarray().ravel() first") from None
-    got_sparse = _scalar(result, "the cosine of two sparse rows")
+    got_sparse = _scalar(result, "The cosine of two sparse rows")
     if not np.isclose(got_sparse, want_sparse):
-        raise Incorrect(f"for two sparse rows expected {want_sparse:.4f}, got {got_sparse:.4f}")
+        raise Incorrect(f"For two sparse rows expected {want_sparse:.4f}, got {got_sparse:.4f}")
 
 
 # ----------------------------------------------------------------------------------- q3
@@ -137,11 +137,11 @@ def _check_user_profile(func) -> None:
     got = call_answer(func, profiles.copy(), ratings[["item_id", "rating"]].copy())
     if not isinstance(got, pd.Series):
         shape = getattr(got, "shape", None)
-        raise Incorrect(f"return a pandas Series indexed by the terms (the columns of "
+        raise Incorrect(f"Return a pandas Series indexed by the terms (the columns of "
                         f"item_profiles), got {type(got).__name__}"
                         + (f" of shape {shape}" if shape is not None else ""))
     if set(got.index) != set(want.index) or len(got) != len(want):
-        raise Incorrect(f"the profile should have one value per term, {len(want)} in all, "
+        raise Incorrect(f"The profile should have one value per term, {len(want)} in all, "
                         f"indexed like item_profiles.columns; got {len(got)} values")
     got = got.reindex(want.index).astype(float)
     if np.allclose(got, want):
@@ -150,13 +150,13 @@ def _check_user_profile(func) -> None:
     r = ratings["rating"].to_numpy()
     positional = profiles.iloc[: len(ratings)].to_numpy()
     variants = {
-        "you weighted each film by its raw rating; subtract the user's mean rating first, so "
+        "You weighted each film by its raw rating; subtract the user's mean rating first, so "
         "films rated below average push the profile away (eq. 5)": r @ rows,
-        "you summed the profiles without weights; weight each film by (rating - user mean)":
+        "You summed the profiles without weights; weight each film by (rating - user mean)":
             rows.sum(axis=0),
-        "you divided by the number of rated films; eq. (5) is a plain weighted sum":
+        "You divided by the number of rated films; eq. (5) is a plain weighted sum":
             (r - r.mean()) @ rows / len(r),
-        "the rows of item_profiles are not in the order of the ratings: look each film up by "
+        "The rows of item_profiles are not in the order of the ratings: look each film up by "
         "its item_id, e.g. item_profiles.loc[ratings['item_id']]":
             (r - r.mean()) @ positional,
     }
@@ -164,7 +164,7 @@ def _check_user_profile(func) -> None:
         if np.allclose(got.to_numpy(), variant):
             raise Incorrect(message)
     worst = (got - want).abs().idxmax()
-    raise Incorrect(f"the profile differs from eq. (5), most for the term {worst!r}: expected "
+    raise Incorrect(f"The profile differs from eq. (5), most for the term {worst!r}: expected "
                     f"{want[worst]:.4f}, got {got[worst]:.4f}")
 
 
@@ -187,13 +187,13 @@ def _check_because_you_liked(func) -> None:
     want = _reference_reason(profiles, ratings, _Q4_ITEM)
     got = call_answer(func, profiles.copy(), ratings.copy(), _Q4_ITEM)
     if isinstance(got, bool) or not isinstance(got, numbers.Integral):
-        raise Incorrect(f"return one item_id (an integer), got {type(got).__name__}")
+        raise Incorrect(f"Return one item_id (an integer), got {type(got).__name__}")
     got = int(got)
     if got == want:
         return
     titles = _ITEMS.set_index("item_id")["title"]
     if got == _Q4_ITEM:
-        raise Incorrect("you returned the recommended film itself; look only among the films "
+        raise Incorrect("You returned the recommended film itself; look only among the films "
                         "the user rated")
     if got not in set(ratings["item_id"]):
         if 0 <= got < len(ratings):
@@ -203,13 +203,13 @@ def _check_because_you_liked(func) -> None:
                         f"{sorted(ratings['item_id'])}")
     rating = float(ratings.set_index("item_id").loc[got, "rating"])
     if rating <= ratings["rating"].mean():
-        raise Incorrect(f"the user rated {titles[got]!r} {rating:g}, below their mean of "
+        raise Incorrect(f"The user rated {titles[got]!r} {rating:g}, below their mean of "
                         f"{ratings['rating'].mean():g}: \"because you liked\" must pick among "
                         "the films rated above the user's mean")
     if got == ratings.loc[ratings["rating"].idxmax(), "item_id"]:
-        raise Incorrect(f"you returned the user's highest-rated film {titles[got]!r}; pick the "
+        raise Incorrect(f"You returned the user's highest-rated film {titles[got]!r}; pick the "
                         "liked film most similar (largest cosine) to the recommended one")
-    raise Incorrect(f"expected {want} ({titles[want]!r}), the liked film most similar to the "
+    raise Incorrect(f"Expected {want} ({titles[want]!r}), the liked film most similar to the "
                     f"recommended one; got {got} ({titles[got]!r})")
 
 

@@ -53,21 +53,21 @@ def _check_cosine(func) -> None:
         want = _cosine_reference(a, b)
         if np.isnan(got):
             if not np.any(~np.isnan(a)) or not np.any(~np.isnan(b)):
-                raise Incorrect(f"case '{name}': a user with no ratings has norm 0; return "
+                raise Incorrect(f"Case '{name}': a user with no ratings has norm 0; return "
                                 "0.0 instead of dividing by 0")
-            raise Incorrect(f"case '{name}': your function returned NaN. Replace the missing "
+            raise Incorrect(f"Case '{name}': your function returned NaN. Replace the missing "
                             "ratings by 0 (np.nan_to_num) before the products")
         if _close(got, want):
             continue
         dot = float(np.nan_to_num(a) @ np.nan_to_num(b))
         if _close(got, dot):
-            raise Incorrect(f"case '{name}': you returned the dot product {got:.4f}; divide it "
+            raise Incorrect(f"Case '{name}': you returned the dot product {got:.4f}; divide it "
                             "by the two norms")
         if _close(got, _cosine_corated_norms(a, b)):
-            raise Incorrect(f"case '{name}': your norms use only the shared films. In eq. (1) "
+            raise Incorrect(f"Case '{name}': your norms use only the shared films. In eq. (1) "
                             "each norm runs over all the films that user rated (one shared "
                             "film would otherwise make two users identical)")
-        raise Incorrect(f"case '{name}': expected {want:.4f}, got {got:.4f}")
+        raise Incorrect(f"Case '{name}': expected {want:.4f}, got {got:.4f}")
 
 
 # ----------------------------------------------------------------------------------- q2
@@ -104,19 +104,19 @@ def _check_pearson(func) -> None:
         got = _number(call_answer(func, np.array(a), np.array(b)))
         want = _pearson_reference(a, b)
         if np.isnan(got):
-            raise Incorrect(f"case '{name}': your function returned NaN. Return 0.0 when the "
+            raise Incorrect(f"Case '{name}': your function returned NaN. Return 0.0 when the "
                             "users share fewer than 2 films or one of them gave the same "
                             "rating to all shared films (the correlation is undefined)")
         if _close(got, want):
             continue
         if _close(got, _pearson_overall_means(a, b)):
-            raise Incorrect(f"case '{name}': you subtracted each user's mean over all their "
+            raise Incorrect(f"Case '{name}': you subtracted each user's mean over all their "
                             "films; eq. (2) subtracts the mean over the co-rated films only")
         filled = np.corrcoef(np.nan_to_num(a), np.nan_to_num(b))[0, 1]
         if _close(got, filled):
-            raise Incorrect(f"case '{name}': use only the films both users rated; filling the "
+            raise Incorrect(f"Case '{name}': use only the films both users rated; filling the "
                             "missing ratings with 0 treats them as very bad ratings")
-        raise Incorrect(f"case '{name}': expected {want:.4f}, got {got:.4f}")
+        raise Incorrect(f"Case '{name}': expected {want:.4f}, got {got:.4f}")
 
 
 # ----------------------------------------------------------------------------------- q3
@@ -184,14 +184,14 @@ def _check_predict(func) -> None:
         got = _number(call_answer(func, _Q3_R.copy(), sim.copy(), u, i, k))
         want = _predict_reference(_Q3_R, sim, u, i, k)
         if np.isnan(got):
-            raise Incorrect(f"case '{name}': your function returned NaN. When no user who "
+            raise Incorrect(f"Case '{name}': your function returned NaN. When no user who "
                             "rated the item has a positive similarity, return the user's mean")
         if _close(got, want):
             continue
         for switches, message in _Q3_MISTAKES:
             if _close(got, _predict_reference(_Q3_R, sim, u, i, k, **switches)):
-                raise Incorrect(f"case '{name}': {message}")
-        raise Incorrect(f"case '{name}': expected {want:.4f}, got {got:.4f}")
+                raise Incorrect(f"Case '{name}': {message}")
+        raise Incorrect(f"Case '{name}': expected {want:.4f}, got {got:.4f}")
 
 
 # ----------------------------------------------------------------------------------- q4
@@ -218,10 +218,10 @@ def _check_top_neighbours(func) -> None:
         try:
             got = np.asarray(result)
         except Exception as err:  # noqa: BLE001 - any odd object
-            raise Incorrect(f"return a list or array of item indices, got "
+            raise Incorrect(f"Return a list or array of item indices, got "
                             f"{type(result).__name__}") from err
         want = _top_reference(_Q4_SIM, i, k)
-        case = f"item {i}, k={k}"
+        case = f"Item {i}, k={k}"
         if got.ndim != 1:
             raise Incorrect(f"{case}: return a 1-D list or array of indices, got shape "
                             f"{got.shape}")

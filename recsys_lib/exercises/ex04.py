@@ -69,23 +69,23 @@ def _check_prediction(func) -> None:
     for mu, b_u, b_i, p_u, q_i, _, _ in _RATING_CASES:
         result = call_answer(func, mu, b_u, b_i, p_u.copy(), q_i.copy())
         if np.ndim(result) == 1 and np.shape(result) == p_u.shape:
-            raise Incorrect(f"you returned an array of shape {p_u.shape}, one value per factor: "
+            raise Incorrect(f"You returned an array of shape {p_u.shape}, one value per factor: "
                             "p_u * q_i multiplies element by element; the dot product sums "
                             "those products (p_u @ q_i or np.dot(p_u, q_i))")
-        got = _number(result, "the prediction")
+        got = _number(result, "The prediction")
         want = float(mf_predict(_one_rating(mu, b_u, b_i, p_u, q_i), [0], [0])[0])
         dot = float(p_u @ q_i)
         if np.isclose(got, want - mu):
-            raise Incorrect(f"you left out the global mean mu = {mu}: the prediction is "
+            raise Incorrect(f"You left out the global mean mu = {mu}: the prediction is "
                             "mu + b_u + b_i + p_u . q_i")
         if np.isclose(got, mu + dot):
-            raise Incorrect("you left out the biases: add the user bias b_u and the item bias "
+            raise Incorrect("You left out the biases: add the user bias b_u and the item bias "
                             "b_i to mu + p_u . q_i")
         if np.isclose(got, mu + b_u + b_i):
-            raise Incorrect("you left out the interaction p_u . q_i (the dot product of the "
+            raise Incorrect("You left out the interaction p_u . q_i (the dot product of the "
                             "user and film vectors)")
         if not np.isclose(got, want, rtol=1e-9, atol=1e-12):
-            raise Incorrect(f"for mu={mu}, b_u={b_u}, b_i={b_i}, p_u={p_u.tolist()}, "
+            raise Incorrect(f"For mu={mu}, b_u={b_u}, b_i={b_i}, p_u={p_u.tolist()}, "
                             f"q_i={q_i.tolist()} expected {want:.4f}, got {got:.4f}")
 
 
@@ -93,19 +93,19 @@ def _check_prediction(func) -> None:
 def _check_gradient(func) -> None:
     for mu, b_u, b_i, p_u, q_i, r, l2 in _RATING_CASES:
         result = call_answer(func, r, mu, b_u, b_i, p_u.copy(), q_i.copy(), l2)
-        got = _array(result, "the gradient with respect to p_u", p_u.shape)
+        got = _array(result, "The gradient with respect to p_u", p_u.shape)
         params = _one_rating(mu, b_u, b_i, p_u, q_i)
         want = mf_gradients(params, [0], [0], [r], l2)["P"][0]
         e = r - float(mf_predict(params, [0], [0])[0])
         wrong = {
             "sign": (2 * e * q_i - 2 * l2 * p_u,
-                     "the sign is flipped: that is the direction in which the loss grows. With "
+                     "The sign is flipped: that is the direction in which the loss grows. With "
                      "e = r - r_hat, d(e^2)/dp_u = 2e * de/dp_u = -2e q_i"),
             "half": (-e * q_i + l2 * p_u,
-                     "this is half the gradient: the loss (r - r_hat)^2 + l2 |p_u|^2 has no "
+                     "This is half the gradient: the loss (r - r_hat)^2 + l2 |p_u|^2 has no "
                      "factor 1/2, so differentiating each square gives a factor 2"),
             "no penalty": (-2 * e * q_i,
-                           "you left out the penalty: l2 * |p_u|^2 adds 2 * l2 * p_u"),
+                           "You left out the penalty: l2 * |p_u|^2 adds 2 * l2 * p_u"),
             "p instead of q": (-2 * e * p_u + 2 * l2 * p_u,
                                "d r_hat / d p_u is q_i (the film's vector), not p_u"),
         }
@@ -113,7 +113,7 @@ def _check_gradient(func) -> None:
             if np.allclose(got, wrong_value) and not np.allclose(got, want):
                 raise Incorrect(message)
         if not np.allclose(got, want, rtol=1e-9, atol=1e-12):
-            raise Incorrect(f"for r={r}, mu={mu}, b_u={b_u}, b_i={b_i}, p_u={p_u.tolist()}, "
+            raise Incorrect(f"For r={r}, mu={mu}, b_u={b_u}, b_i={b_i}, p_u={p_u.tolist()}, "
                             f"q_i={q_i.tolist()}, l2={l2} expected {_fmt(want)}, got "
                             f"{_fmt(got)}")
 
@@ -141,26 +141,26 @@ def _check_bpr_loss(func) -> None:
     for name, (p_u, q_i, q_j, b_i, b_j) in _bpr_cases():
         with np.errstate(all="ignore"):  # a naive answer overflows; the message explains it
             result = call_answer(func, p_u.copy(), q_i.copy(), q_j.copy(), b_i, b_j)
-        got = _number(result, "the loss")
+        got = _number(result, "The loss")
         want = _bpr_reference(p_u, q_i, q_j, b_i, b_j)
         x = float(p_u @ (q_i - q_j) + b_i - b_j)
         if not np.isfinite(got):
-            raise Incorrect(f"for {name} you returned {got}: exp(1000) overflows. Write "
+            raise Incorrect(f"For {name} you returned {got}: exp(1000) overflows. Write "
                             "-ln sigmoid(x) = ln(1 + exp(-x)) and compute it with "
                             "np.logaddexp(0, -x), which never overflows")
         if np.isclose(got, -want) and not np.isclose(want, 0.0):
-            raise Incorrect("the loss must be -ln sigmoid(x_uij), which is >= 0; you returned "
+            raise Incorrect("The loss must be -ln sigmoid(x_uij), which is >= 0; you returned "
                             "ln sigmoid(x_uij)")
         if np.isclose(got, _bpr_reference(p_u, q_j, q_i, b_j, b_i)) and not np.isclose(
                 got, want):
-            raise Incorrect("you used x_uj - x_ui: the seen film i must score above the unseen "
+            raise Incorrect("You used x_uj - x_ui: the seen film i must score above the unseen "
                             "film j, so x_uij = x_ui - x_uj")
         no_bias = float(np.logaddexp(0.0, -float(p_u @ (q_i - q_j))))
         if np.isclose(got, no_bias) and not np.isclose(got, want):
-            raise Incorrect("include the item biases: x_ui = p_u . q_i + b_i, so x_uij also "
+            raise Incorrect("Include the item biases: x_ui = p_u . q_i + b_i, so x_uij also "
                             "has b_i - b_j")
         if not np.isclose(got, want, rtol=1e-9, atol=1e-12):
-            raise Incorrect(f"for {name} (x_uij = {x:.4g}) expected {want:.6g}, got {got:.6g}")
+            raise Incorrect(f"For {name} (x_uij = {x:.4g}) expected {want:.6g}, got {got:.6g}")
 
 
 # ----------------------------------------------------------------------------------- q4
@@ -184,20 +184,20 @@ def _check_ease(func) -> None:
         gram = _EASE_X.T @ _EASE_X
         p = np.linalg.inv(gram + l2 * np.eye(n))
         if np.allclose(got, want.T) and not np.allclose(got, want):
-            raise Incorrect("you divided row i by P_ii; divide column j by P_jj: "
+            raise Incorrect("You divided row i by P_ii; divide column j by P_jj: "
                             "B_ij = -P_ij / P_jj (P / np.diag(P) does this, by broadcasting)")
         if np.allclose(got, np.eye(n) - l2 * p) or np.allclose(got, p @ gram):
-            raise Incorrect("this is the ridge solution without the constraint diag(B) = 0; "
+            raise Incorrect("This is the ridge solution without the constraint diag(B) = 0; "
                             "use B = I - P diag(1 / diag(P))")
         p0 = np.linalg.inv(gram)
         if np.allclose(got, np.eye(n) - p0 / np.diag(p0)):
-            raise Incorrect(f"you left out lambda: invert G + lambda I, not G (here lambda = "
+            raise Incorrect(f"You left out lambda: invert G + lambda I, not G (here lambda = "
                             f"{l2})")
         if not np.allclose(np.diag(got), 0.0):
-            raise Incorrect(f"the diagonal of B must be 0 (a film may not predict itself); "
+            raise Incorrect(f"The diagonal of B must be 0 (a film may not predict itself); "
                             f"yours is {_fmt(np.diag(got))}")
         if not np.allclose(got, want, rtol=1e-9, atol=1e-12):
-            raise Incorrect(f"for lambda = {l2} expected\n{np.round(want, 4)}\ngot\n"
+            raise Incorrect(f"For lambda = {l2} expected\n{np.round(want, 4)}\ngot\n"
                             f"{np.round(got, 4)}")
 
 

@@ -50,27 +50,27 @@ def _check_ndcg(func) -> None:
         got = _number(call_answer(func, list(ranked), set(relevant), k))
         want = ndcg_at_k(ranked, relevant, k)
         if not np.isfinite(got):
-            raise Incorrect(f"case '{name}': your function returned {got}. With 1-based ranks "
+            raise Incorrect(f"Case '{name}': your function returned {got}. With 1-based ranks "
                             "the discount is 1 / log2(rank + 1), so rank 1 gets 1 / log2(2) = 1 "
                             "(log2(1) = 0 would divide by zero)")
         if _close(got, want):
             continue
         if _close(got, _dcg(ranked, relevant, k)):
-            raise Incorrect(f"case '{name}': you returned the DCG {got:.4f}; divide it by the "
+            raise Incorrect(f"Case '{name}': you returned the DCG {got:.4f}; divide it by the "
                             "ideal DCG (all relevant items at the top) to get NDCG")
         if _close(got, _dcg(ranked, relevant, k, offset=2)) or _close(
                 got, _ndcg_offset(ranked, relevant, k)):
-            raise Incorrect(f"case '{name}': your discount is off by one rank. With 1-based "
+            raise Incorrect(f"Case '{name}': your discount is off by one rank. With 1-based "
                             "ranks use 1 / log2(rank + 1); with 0-based positions i, "
                             "1 / log2(i + 2)")
         if _close(got, _ndcg_variant(ranked, relevant, k, cap_ideal=False)):
-            raise Incorrect(f"case '{name}': the ideal top-{k} list can hold at most "
+            raise Incorrect(f"Case '{name}': the ideal top-{k} list can hold at most "
                             f"min(|relevant|, k) = {min(len(relevant), k)} relevant items; "
                             "you summed the ideal DCG over all relevant items")
         if _close(got, _ndcg_variant(ranked, relevant, k, cut=False)):
-            raise Incorrect(f"case '{name}': only the first k items of the list count; you "
+            raise Incorrect(f"Case '{name}': only the first k items of the list count; you "
                             "also counted hits after position k")
-        raise Incorrect(f"case '{name}': expected {want:.4f}, got {got:.4f}")
+        raise Incorrect(f"Case '{name}': expected {want:.4f}, got {got:.4f}")
 
 
 def _ndcg_offset(ranked, relevant, k) -> float:
@@ -81,11 +81,11 @@ def _ndcg_offset(ranked, relevant, k) -> float:
 # ----------------------------------------------------------------------------------- q2
 def _pair(result) -> tuple[float, float]:
     if not isinstance(result, tuple | list) or len(result) != 2:
-        raise Incorrect(f"return a tuple (precision, recall), got {type(result).__name__}"
+        raise Incorrect(f"Return a tuple (precision, recall), got {type(result).__name__}"
                         + (f" of length {len(result)}" if isinstance(result, tuple | list)
                            else ""))
-    return (_number(result[0], "the precision (first element)"),
-            _number(result[1], "the recall (second element)"))
+    return (_number(result[0], "The precision (first element)"),
+            _number(result[1], "The recall (second element)"))
 
 
 def _check_precision_recall(func) -> None:
@@ -97,25 +97,25 @@ def _check_precision_recall(func) -> None:
         hits = len(set(ranked[:k]) & relevant)
         all_hits = len(set(ranked) & relevant)
         if _close(precision, want_r) and _close(recall, want_p) and not _close(want_p, want_r):
-            raise Incorrect(f"case '{name}': precision and recall are swapped; return "
+            raise Incorrect(f"Case '{name}': precision and recall are swapped; return "
                             "(precision, recall)")
         if not _close(precision, want_p):
             if _close(precision, hits / min(k, len(ranked))) and len(ranked) < k:
-                raise Incorrect(f"case '{name}': the list has {len(ranked)} items but k={k}: "
+                raise Incorrect(f"Case '{name}': the list has {len(ranked)} items but k={k}: "
                                 "precision@k divides by k even when the list is shorter (the "
                                 "empty slots count as misses)")
             if _close(precision, all_hits / k):
-                raise Incorrect(f"case '{name}': only the first k items count; you also "
+                raise Incorrect(f"Case '{name}': only the first k items count; you also "
                                 "counted hits after position k")
-            raise Incorrect(f"case '{name}': precision@{k} should be {want_p:.4f} (hits in "
+            raise Incorrect(f"Case '{name}': precision@{k} should be {want_p:.4f} (hits in "
                             f"the top k / k), got {precision:.4f}")
         if _close(recall, hits / k) or _close(recall, hits / min(k, len(relevant))):
-            raise Incorrect(f"case '{name}': recall divides the hits by the number of "
+            raise Incorrect(f"Case '{name}': recall divides the hits by the number of "
                             f"relevant items ({len(relevant)}), not by k")
         if _close(recall, all_hits / len(relevant)):
-            raise Incorrect(f"case '{name}': only the first k items count; you also counted "
+            raise Incorrect(f"Case '{name}': only the first k items count; you also counted "
                             "hits after position k")
-        raise Incorrect(f"case '{name}': recall@{k} should be {want_r:.4f}, got {recall:.4f}")
+        raise Incorrect(f"Case '{name}': recall@{k} should be {want_r:.4f}, got {recall:.4f}")
 
 
 # ----------------------------------------------------------------------------------- q3
@@ -143,27 +143,27 @@ def _rank_variant(scores, target, negatives, ties="index", full=False) -> int:
 def _check_sampled_rank(func) -> None:
     for name, target, negatives in _Q3_CASES:
         result = call_answer(func, _Q3_SCORES.copy(), target, np.array(negatives))
-        got = _number(result, "your function")
+        got = _number(result, "Your function")
         if got != int(got):
-            raise Incorrect(f"case '{name}': a rank is a whole number, got {got}")
+            raise Incorrect(f"Case '{name}': a rank is a whole number, got {got}")
         want = rank_of_item(_Q3_SCORES, target, negatives)
         if got == want:
             continue
         if got == want - 1:
-            raise Incorrect(f"case '{name}': ranks start at 1 (the best item has rank 1); "
+            raise Incorrect(f"Case '{name}': ranks start at 1 (the best item has rank 1); "
                             f"you returned {int(got)}, expected {want}")
         if got == _rank_variant(_Q3_SCORES, target, negatives, full=True):
-            raise Incorrect(f"case '{name}': rank the target among the sampled negatives "
+            raise Incorrect(f"Case '{name}': rank the target among the sampled negatives "
                             "only, not among the whole catalogue")
         if got == _rank_variant(_Q3_SCORES, target, negatives, ties="optimistic"):
-            raise Incorrect(f"case '{name}': you let the target win every tie (only strictly "
+            raise Incorrect(f"Case '{name}': you let the target win every tie (only strictly "
                             "higher scores counted). A negative with the same score ranks "
                             "above the target when its index is lower")
         if got == _rank_variant(_Q3_SCORES, target, negatives, ties="pessimistic"):
-            raise Incorrect(f"case '{name}': you let the target lose every tie. A negative "
+            raise Incorrect(f"Case '{name}': you let the target lose every tie. A negative "
                             "with the same score ranks above the target only when its index "
                             "is lower")
-        raise Incorrect(f"case '{name}': expected rank {want}, got {int(got)}")
+        raise Incorrect(f"Case '{name}': expected rank {want}, got {int(got)}")
 
 
 # ----------------------------------------------------------------------------------- q4

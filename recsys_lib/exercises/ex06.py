@@ -49,21 +49,21 @@ def _check_lookup(func) -> None:
     cases = [("ids [3, 0, 3, 4] (a repeat, the last row)", np.array([3, 0, 3, 4])),
              ("ids [2]", np.array([2]))]
     for name, ids in cases:
-        got = _as_array(call_answer(func, table.copy(), ids.copy()), "your result")
+        got = _as_array(call_answer(func, table.copy(), ids.copy()), "Your result")
         want = _reference_lookup(table, ids)
         if got.shape != want.shape:
             if got.shape == want.T.shape and got.ndim == 2 and want.shape[0] != want.shape[1]:
-                raise Incorrect(f"for {name} you returned shape {got.shape}, expected "
+                raise Incorrect(f"For {name} you returned shape {got.shape}, expected "
                                 f"{want.shape}: that is transposed. One-hot rows are the ids: "
                                 "one_hot has shape (len(ids), n_rows), and one_hot @ table has "
                                 "one row per id")
-            raise Incorrect(f"for {name} you returned shape {got.shape}, expected {want.shape} "
+            raise Incorrect(f"For {name} you returned shape {got.shape}, expected {want.shape} "
                             "(len(ids), d): one row of the table per id")
         if _close(got, table[ids - 1]):
-            raise Incorrect("you shifted the ids by one: id 0 is row 0 of the table (the "
+            raise Incorrect("You shifted the ids by one: id 0 is row 0 of the table (the "
                             "one-hot vector of id b has its 1 at position b)")
         if not _close(got, want):
-            raise Incorrect(f"for {name} with table = {_fmt(table)} expected {_fmt(want)}, got "
+            raise Incorrect(f"For {name} with table = {_fmt(table)} expected {_fmt(want)}, got "
                             f"{_fmt(got)}")
 
 
@@ -83,23 +83,23 @@ def _check_gmf(func) -> None:
         got_arr = np.asarray(got, dtype=float)
         if got_arr.size != 1:
             if _close(got_arr, h * P[u] * Q[i]) or _close(got_arr, P[u] * Q[i]):
-                raise Incorrect(f"you returned the vector {_fmt(got_arr)} of per-factor terms; "
+                raise Incorrect(f"You returned the vector {_fmt(got_arr)} of per-factor terms; "
                                 "sum it: the GMF score is one number, h . (p_u * q_i)")
-            raise Incorrect(f"return one number, got an array of shape {got_arr.shape}")
+            raise Incorrect(f"Return one number, got an array of shape {got_arr.shape}")
         got = float(got_arr.reshape(()))
         want = _reference_gmf(P, Q, h, u, i)
         if np.isclose(got, want, rtol=1e-9, atol=1e-12):
             continue
         if np.isclose(got, float(P[u] @ Q[i])):
-            raise Incorrect(f"for user {u}, item {i} you returned p_u . q_i = {got:.4f}, the "
+            raise Incorrect(f"For user {u}, item {i} you returned p_u . q_i = {got:.4f}, the "
                             "plain MF score: GMF weights each factor, h . (p_u * q_i)")
         if np.isclose(got, float(expit(want))):
-            raise Incorrect(f"you returned sigmoid(score) = {got:.4f}, a probability; return "
+            raise Incorrect(f"You returned sigmoid(score) = {got:.4f}, a probability; return "
                             f"the logit h . (p_u * q_i) = {want:.4f}, before the sigmoid")
         if i < len(P) and u < len(Q) and np.isclose(got, _reference_gmf(P, Q, h, i, u)):
-            raise Incorrect("user and item are swapped: the user's row comes from P (P[u]) "
+            raise Incorrect("User and item are swapped: the user's row comes from P (P[u]) "
                             "and the item's row from Q (Q[i])")
-        raise Incorrect(f"for user {u}, item {i} expected {want:.4f}, got {got:.4f}")
+        raise Incorrect(f"For user {u}, item {i} expected {want:.4f}, got {got:.4f}")
 
 
 # ----------------------------------------------------------------------------------- q3
@@ -122,29 +122,29 @@ def _check_in_batch_loss(func) -> None:
     for name, U, V, temperature in _loss_cases():
         with np.errstate(all="ignore"):  # a naive answer overflows; we explain it below
             result = call_answer(func, U.copy(), V.copy(), temperature)
-        arr = _as_array(result, "the loss")
+        arr = _as_array(result, "The loss")
         B = len(U)
         if arr.shape == (B,):
-            raise Incorrect(f"you returned shape {arr.shape}, one loss per row; return one "
+            raise Incorrect(f"You returned shape {arr.shape}, one loss per row; return one "
                             "number, their mean over the B rows")
-        got = _as_number(result, "the loss")
+        got = _as_number(result, "The loss")
         if not np.isfinite(got):
-            raise Incorrect(f"for {name} you returned {got}: np.exp overflows for large "
+            raise Incorrect(f"For {name} you returned {got}: np.exp overflows for large "
                             "scores. Use scipy.special.logsumexp, or subtract each row's "
                             "maximum before np.exp (log-sum-exp trick)")
         want = _reference_loss(U, V, temperature)
         if np.isclose(got, want, rtol=1e-7, atol=1e-9):
             continue
         if np.isclose(got, B * want, rtol=1e-7):
-            raise Incorrect("you summed the B row losses; average them (eq. 11 has 1/B)")
+            raise Incorrect("You summed the B row losses; average them (eq. 11 has 1/B)")
         if temperature != 1.0 and np.isclose(got, _reference_loss(U, V, 1.0), rtol=1e-7):
             raise Incorrect(f"divide the scores by the temperature ({temperature}) before the "
                             "softmax: S = U @ V.T / temperature")
         if np.isclose(got, _reference_loss(V, U, temperature), rtol=1e-7):
-            raise Incorrect("you normalised over the users of each column (axis 0, or V @ U.T);"
+            raise Incorrect("You normalised over the users of each column (axis 0, or V @ U.T);"
                             " each row k is user k's softmax over the B items: logsumexp over "
                             "axis=1 of U @ V.T")
-        raise Incorrect(f"for {name} expected {want:.4f}, got {got:.4f}")
+        raise Incorrect(f"For {name} expected {want:.4f}, got {got:.4f}")
 
 
 # ----------------------------------------------------------------------------------- q4
@@ -164,27 +164,27 @@ def _check_corrected(func) -> None:
                                         for a in args)), "your logits")
     want = _reference_corrected(*args)
     if got.shape != want.shape:
-        raise Incorrect(f"you returned shape {got.shape}, expected {want.shape} (B, B): row k "
+        raise Incorrect(f"You returned shape {got.shape}, expected {want.shape} (B, B): row k "
                         "is user k, column j is the batch's item j")
     if _close(got, want):
         return
     plain = U @ V.T / temperature
     logq = np.log(item_counts / item_counts.sum())
     if _close(got, plain):
-        raise Incorrect("these are the uncorrected logits; subtract log q_j of each column's "
+        raise Incorrect("These are the uncorrected logits; subtract log q_j of each column's "
                         "item (eq. 12)")
     if _close(got, plain + logq[batch_items][None, :]):
         raise Incorrect("you added log q_j; subtract it, so that popular items (large q_j, "
                         "log q_j closer to 0) gain less than rare ones")
     if _close(got, plain - logq[batch_items][:, None]):
-        raise Incorrect("you subtracted log q of the row's item; the correction belongs to "
+        raise Incorrect("You subtracted log q of the row's item; the correction belongs to "
                         "the candidate item, i.e. to the column: use log_q[None, :]")
     if _close(got, plain - np.log(item_counts[batch_items])[None, :]):
-        raise Incorrect("you used log(count); q_j is a probability, count_j / total count. "
+        raise Incorrect("You used log(count); q_j is a probability, count_j / total count. "
                         "(The two differ by the constant log(total), which the softmax would "
                         "not notice, but these logits would differ from eq. 12.)")
     if _close(got, plain - logq[: len(batch_items)][None, :]):
-        raise Incorrect("you took the counts of items 0..B-1; look up the counts of the "
+        raise Incorrect("You took the counts of items 0..B-1; look up the counts of the "
                         "batch's items: item_counts[batch_items]")
     if _close(got, U @ V.T - logq[batch_items][None, :]):
         raise Incorrect(f"divide the dot products by the temperature ({temperature}) before "

@@ -36,40 +36,40 @@ _SOFTMAX_CASES = [
 def _check_softmax(func) -> None:
     for name, x in _SOFTMAX_CASES:
         with np.errstate(all="ignore"):  # a naive answer overflows; we explain it below
-            got = _as_array(call_answer(func, x.copy()), "your softmax's result")
+            got = _as_array(call_answer(func, x.copy()), "Your softmax's result")
         want = softmax(x)
         if got.shape != want.shape:
-            raise Incorrect(f"for {name} of shape {x.shape} you returned shape {got.shape}; "
+            raise Incorrect(f"For {name} of shape {x.shape} you returned shape {got.shape}; "
                             "return an array of the same shape as x")
         if name == "large scores" and not np.all(np.isfinite(got)):
-            raise Incorrect(f"for large scores {x.tolist()} you returned {got.tolist()}: "
+            raise Incorrect(f"For large scores {x.tolist()} you returned {got.tolist()}: "
                             "np.exp(1000) overflows to inf. Subtract each row's maximum before "
                             "np.exp; softmax(x) equals softmax(x - c) for any constant c")
         if name == "a fully masked row":
             if np.isnan(got[0]).any():
-                raise Incorrect("a row whose scores are all -inf (a query that may attend to "
+                raise Incorrect("A row whose scores are all -inf (a query that may attend to "
                                 "nothing) gave NaN: its maximum is -inf and -inf - (-inf) is "
                                 "NaN. For such a row subtract 0 instead of the maximum, and "
                                 "return zeros where the sum of exponentials is 0")
             if np.allclose(got[0], 1 / 3):
-                raise Incorrect("a row whose scores are all -inf gave uniform weights (as with "
+                raise Incorrect("A row whose scores are all -inf gave uniform weights (as with "
                                 "-1e9 instead of -inf): it must give zeros, since no key is "
                                 "allowed")
         if np.isnan(got).any():
-            raise Incorrect(f"your softmax returned NaN for {name}: {x.tolist()} gave "
+            raise Incorrect(f"Your softmax returned NaN for {name}: {x.tolist()} gave "
                             f"{got.tolist()}")
         if x.ndim == 2 and np.allclose(got, softmax(x, axis=0)) and not np.allclose(got, want):
-            raise Incorrect("you normalised the columns (axis 0); normalise each row: use "
+            raise Incorrect("You normalised the columns (axis 0); normalise each row: use "
                             "axis=-1 with keepdims=True in max and sum")
         whole = softmax(x.ravel()).reshape(x.shape)
         if x.ndim == 2 and np.allclose(got, whole) and not np.allclose(got, want):
-            raise Incorrect("you normalised the whole array at once; each row must sum to 1 "
+            raise Incorrect("You normalised the whole array at once; each row must sum to 1 "
                             "on its own (axis=-1, keepdims=True)")
         if np.any(got[np.isneginf(x)] != 0.0):
-            raise Incorrect(f"for {name} the -inf (masked) entries must get exactly 0, got "
+            raise Incorrect(f"For {name} the -inf (masked) entries must get exactly 0, got "
                             f"{_fmt(got)}")
         if not np.allclose(got, want, rtol=1e-9, atol=1e-12):
-            raise Incorrect(f"for {name} {x.tolist()} expected {_fmt(want)}, got {_fmt(got)}")
+            raise Incorrect(f"For {name} {x.tolist()} expected {_fmt(want)}, got {_fmt(got)}")
 
 
 # ----------------------------------------------------------------------------------- q2
@@ -81,34 +81,34 @@ def _check_attend_one(func) -> None:
             (n, d_v))
         result = call_answer(func, q.copy(), K.copy(), V.copy())
         if not isinstance(result, tuple) or len(result) != 2:
-            raise Incorrect(f"return a tuple (output, weights), got {type(result).__name__}")
+            raise Incorrect(f"Return a tuple (output, weights), got {type(result).__name__}")
         output = _as_array(result[0], "output")
         weights = _as_array(result[1], "weights")
         want_out, want_w = (a[0] for a in scaled_dot_product_attention(q[None, :], K, V))
         if weights.shape == (d_v,) and output.shape == (n,):
-            raise Incorrect("you returned (weights, output); return (output, weights)")
+            raise Incorrect("You returned (weights, output); return (output, weights)")
         if weights.shape != (n,):
-            raise Incorrect(f"weights have shape {weights.shape}, expected (n,) = ({n},): one "
+            raise Incorrect(f"Weights have shape {weights.shape}, expected (n,) = ({n},): one "
                             "weight per key")
         if np.allclose(weights, softmax(K @ q)):
-            raise Incorrect(f"you forgot the scale: divide the scores q . k_j by sqrt(d_k) "
+            raise Incorrect(f"You forgot the scale: divide the scores q . k_j by sqrt(d_k) "
                             f"(here sqrt({d_k}) = {math.sqrt(d_k):g}) before the softmax")
         if np.allclose(weights, softmax(K @ q / d_k)):
-            raise Incorrect(f"divide the scores by sqrt(d_k) = {math.sqrt(d_k):g}, not by "
+            raise Incorrect(f"Divide the scores by sqrt(d_k) = {math.sqrt(d_k):g}, not by "
                             f"d_k = {d_k}")
         if not np.isclose(weights.sum(), 1.0):
-            raise Incorrect(f"the weights must sum to 1 (yours sum to {weights.sum():.4g}): "
+            raise Incorrect(f"The weights must sum to 1 (yours sum to {weights.sum():.4g}): "
                             "apply a softmax to the scaled scores")
         if not np.allclose(weights, want_w, rtol=1e-9, atol=1e-12):
-            raise Incorrect(f"expected the weights {_fmt(want_w)}, got {_fmt(weights)}")
+            raise Incorrect(f"Expected the weights {_fmt(want_w)}, got {_fmt(weights)}")
         if output.shape != (d_v,):
             if output.shape == (d_k,):
-                raise Incorrect(f"output has shape ({d_k},) = (d_k,), expected (d_v,) = "
+                raise Incorrect(f"Output has shape ({d_k},) = (d_k,), expected (d_v,) = "
                                 f"({d_v},): the output is the weighted sum of the rows of V, "
                                 "not of K")
-            raise Incorrect(f"output has shape {output.shape}, expected (d_v,) = ({d_v},)")
+            raise Incorrect(f"Output has shape {output.shape}, expected (d_v,) = ({d_v},)")
         if not np.allclose(output, want_out, rtol=1e-9, atol=1e-12):
-            raise Incorrect(f"expected the output {_fmt(want_out)}, got {_fmt(output)}: it is "
+            raise Incorrect(f"Expected the output {_fmt(want_out)}, got {_fmt(output)}: it is "
                             "sum_j a_j v_j, i.e. weights @ V")
 
 
@@ -122,24 +122,24 @@ def _check_causal_mask(func) -> None:
         if got.dtype != bool:
             values = np.asarray(got, dtype=float)
             if np.isneginf(values).any():
-                raise Incorrect("that is an additive mask (0 where allowed, -inf where masked); "
+                raise Incorrect("That is an additive mask (0 where allowed, -inf where masked); "
                                 "return booleans instead: True where attention is allowed")
             if np.array_equal(values, want):
-                raise Incorrect(f"the pattern is right but the dtype is {got.dtype}; return a "
+                raise Incorrect(f"The pattern is right but the dtype is {got.dtype}; return a "
                                 "boolean array (dtype=bool), e.g. with .astype(bool)")
-            raise Incorrect(f"return a boolean array (dtype=bool), got dtype {got.dtype}")
+            raise Incorrect(f"Return a boolean array (dtype=bool), got dtype {got.dtype}")
         if np.array_equal(got, want):
             continue
         if np.array_equal(got, want.T):
-            raise Incorrect("that is the upper triangle: query t could see the later keys "
+            raise Incorrect("That is the upper triangle: query t could see the later keys "
                             "t+1, t+2, ...; put True on and below the diagonal (np.tril)")
         if np.array_equal(got, ~want):
             raise Incorrect("True must mean 'may attend' (the Keras convention); you marked "
                             "the forbidden positions, so invert your mask")
         if np.array_equal(got, np.tri(T, k=-1, dtype=bool)):
-            raise Incorrect("the diagonal must be True: position t may attend to itself "
+            raise Incorrect("The diagonal must be True: position t may attend to itself "
                             "(without it, position 0 may attend to nothing)")
-        raise Incorrect(f"for T={T} expected\n{want.astype(int)}\ngot\n{got.astype(int)}")
+        raise Incorrect(f"For T={T} expected\n{want.astype(int)}\ngot\n{got.astype(int)}")
 
 
 # ----------------------------------------------------------------------------------- q4
@@ -174,9 +174,9 @@ def _check_qk_variance(func) -> None:
             continue
         for mistake, message in _VARIANCE_MISTAKES:
             if math.isclose(got, mistake(d_k, sigma_q, sigma_k), rel_tol=1e-9):
-                raise Incorrect(f"for d_k={d_k}, sigma_q={sigma_q}, sigma_k={sigma_k} you "
+                raise Incorrect(f"For d_k={d_k}, sigma_q={sigma_q}, sigma_k={sigma_k} you "
                                 f"returned {got:g}: {message}")
-        raise Incorrect(f"for d_k={d_k}, sigma_q={sigma_q}, sigma_k={sigma_k} expected "
+        raise Incorrect(f"For d_k={d_k}, sigma_q={sigma_q}, sigma_k={sigma_k} expected "
                         f"{want:g}, got {got:g}")
 
 

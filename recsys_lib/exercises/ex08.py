@@ -7,11 +7,11 @@ Keras is imported only by the check of question 4, which builds layers.
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
 from recsys_lib.attention import mha_parameter_count, scaled_dot_product_attention
+from recsys_lib.config import import_tensorflow_quietly
 from recsys_lib.exercises.core import ExerciseSet, Incorrect, Question, call_answer
 
 __all__ = ["q1", "q2", "q3", "q4", "summary", "assert_all_correct", "EXERCISES"]
@@ -50,7 +50,7 @@ def _check_mha_params(func) -> None:
         want = mha_parameter_count(d, h, k, use_bias=use_bias)
         if got == want:
             continue
-        case = f"for d_model={d}, num_heads={h}, key_dim={k}, use_bias={use_bias}"
+        case = f"For d_model={d}, num_heads={h}, key_dim={k}, use_bias={use_bias}"
         no_bias = mha_parameter_count(d, h, k, use_bias=False)
         with_bias = mha_parameter_count(d, h, k, use_bias=True)
         if use_bias and got == no_bias:
@@ -90,7 +90,7 @@ def _reference_split(x: np.ndarray, h: int) -> np.ndarray:
 def _check_split_merge(answer) -> None:
     if not (isinstance(answer, tuple | list) and len(answer) == 2
             and all(callable(f) for f in answer)):
-        raise Incorrect("pass both functions as a pair: q2.check((split_heads, merge_heads))")
+        raise Incorrect("Pass both functions as a pair: q2.check((split_heads, merge_heads))")
     split, merge = answer
     # batch 2, T 4, 3 heads of 2 features: every size differs, so mixed-up axes show.
     x = np.arange(2 * 4 * 6, dtype=float).reshape(2, 4, 6)
@@ -141,7 +141,7 @@ def _check_one_head(func) -> None:
     for name, x, w_q, w_k, w_v in cases:
         result = call_answer(func, x.copy(), w_q.copy(), w_k.copy(), w_v.copy())
         if not isinstance(result, tuple | list) or len(result) != 2:
-            raise Incorrect("return a pair (output, weights)")
+            raise Incorrect("Return a pair (output, weights)")
         out = _array(result[0], "output")
         weights = _array(result[1], "weights")
         want_out, want_w = scaled_dot_product_attention(x @ w_q, x @ w_k, x @ w_v)
@@ -151,25 +151,25 @@ def _check_one_head(func) -> None:
         q, k = x @ w_q, x @ w_k
         if np.allclose(weights, want_w, atol=1e-8):
             if not np.allclose(out, want_out, atol=1e-8):
-                raise Incorrect(f"on {name} the weights are right but the output is not: it is "
+                raise Incorrect(f"On {name} the weights are right but the output is not: it is "
                                 "weights @ (x @ w_v)")
             continue
         if np.allclose(weights, want_w.T, atol=1e-8):
-            raise Incorrect(f"on {name} your weights are transposed: weights[i, j] is how much "
+            raise Incorrect(f"On {name} your weights are transposed: weights[i, j] is how much "
                             "query i attends to key j, so each row sums to 1")
         unscaled = scaled_dot_product_attention(q, k, x @ w_v, scale=1.0)[1]
         if np.allclose(weights, unscaled, atol=1e-8):
-            raise Incorrect(f"on {name} you did not scale the scores: divide q @ k.T by "
+            raise Incorrect(f"On {name} you did not scale the scores: divide q @ k.T by "
                             "sqrt(d_k)")
         by_width = scaled_dot_product_attention(q, k, x @ w_v,
                                                 scale=1 / math.sqrt(x.shape[1]))[1]
         if x.shape[1] != q.shape[1] and np.allclose(weights, by_width, atol=1e-8):
-            raise Incorrect(f"on {name} you divided by sqrt(d_model); the scale uses d_k, the "
+            raise Incorrect(f"On {name} you divided by sqrt(d_model); the scale uses d_k, the "
                             "size of the queries and keys (w_q.shape[1])")
         if np.allclose(weights.sum(axis=0), 1.0) and not np.allclose(weights.sum(axis=1), 1.0):
-            raise Incorrect(f"on {name} your weights sum to 1 down each column; the softmax "
+            raise Incorrect(f"On {name} your weights sum to 1 down each column; the softmax "
                             "runs along each row (over the keys of one query): axis=1")
-        raise Incorrect(f"on {name} the weights should be\n{np.round(want_w, 3)}\n"
+        raise Incorrect(f"On {name} the weights should be\n{np.round(want_w, 3)}\n"
                         f"got\n{np.round(weights, 3)}" if t <= 3 else
                         f"on {name} the weights are wrong; compute softmax(q @ k.T / "
                         "sqrt(d_k)) row by row")
@@ -180,7 +180,7 @@ _Q4_CONFIGS = [(2, 3, 4, 6), (3, 2, 5, 7)]  # (num_heads, key_dim, value_dim, d_
 
 
 def _build_layer(num_heads: int, key_dim: int, value_dim: int, d_model: int, seed: int):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_tensorflow_quietly()
     import keras
 
     layer = keras.layers.MultiHeadAttention(num_heads=num_heads, key_dim=key_dim,
@@ -201,16 +201,16 @@ def _check_w_o(func) -> None:
         if got.shape == want.shape and np.allclose(got, want):
             continue
         if got.shape == kernel.shape and np.allclose(got, kernel):
-            raise Incorrect(f"that is the right weight, attention_output/kernel, but as Keras "
+            raise Incorrect(f"That is the right weight, attention_output/kernel, but as Keras "
                             f"stores it, {kernel.shape} = (heads, value_dim, d_model); reshape "
                             f"it to (heads * value_dim, d_model) = {want.shape}")
         if got.shape == want.T.shape and np.allclose(got, want.T):
-            raise Incorrect(f"your matrix is transposed, {got.shape}: W^O takes the "
+            raise Incorrect(f"Your matrix is transposed, {got.shape}: W^O takes the "
                             f"concatenated heads ({h * v} values) to d_model ({d}) features, "
                             f"so its shape is {want.shape}")
         if got.size == kernel.size and np.allclose(
                 got.reshape(-1), kernel.transpose(1, 0, 2).reshape(-1)):
-            raise Incorrect("the rows are in the wrong order: rows 0 .. value_dim-1 must all "
+            raise Incorrect("The rows are in the wrong order: rows 0 .. value_dim-1 must all "
                             "belong to head 1, as in Concat(head_1, ..., head_h); reshape "
                             "(heads, value_dim, d_model) directly, without transposing")
         for weight, value in zip(layer.weights, layer.get_weights(), strict=True):
@@ -219,10 +219,10 @@ def _check_w_o(func) -> None:
             value = np.asarray(value)
             if got.size == value.size and np.allclose(np.sort(got.reshape(-1)),
                                                       np.sort(value.reshape(-1))):
-                raise Incorrect(f"that is {weight.path.split('/', 1)[-1]} of shape "
+                raise Incorrect(f"That is {weight.path.split('/', 1)[-1]} of shape "
                                 f"{value.shape}, not W^O. W^O is the one kernel whose first "
                                 "axis is the heads: (heads, value_dim, d_model)")
-        raise Incorrect(f"for a layer with {config}, expected an array of shape {want.shape} "
+        raise Incorrect(f"For a layer with {config}, expected an array of shape {want.shape} "
                         f"built from attention_output/kernel {kernel.shape}, got shape "
                         f"{got.shape}")
 

@@ -9,12 +9,12 @@ question 1 or 3 is checked.
 
 from __future__ import annotations
 
-import os
 from numbers import Real
 
 import numpy as np
 
 from recsys_lib.attention import causal_mask, combine_masks, padding_mask
+from recsys_lib.config import import_tensorflow_quietly
 from recsys_lib.exercises.core import ExerciseSet, Incorrect, Question, call_answer
 
 __all__ = ["q1", "q2", "q3", "q4", "summary", "assert_all_correct", "EXERCISES"]
@@ -22,7 +22,7 @@ __all__ = ["q1", "q2", "q3", "q4", "summary", "assert_all_correct", "EXERCISES"]
 
 def _transformer():
     """The library module with the Transformer layers; importing it starts Keras."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_tensorflow_quietly()
     from recsys_lib.models import transformer
 
     return transformer
@@ -57,13 +57,13 @@ def _pe_variant(t: int, j: int, d: int, kind: str) -> float:
 
 
 _Q1_MISTAKES = {
-    "swapped": "sine and cosine are swapped: the even dimension j = 2i is sin(omega_i t), the "
+    "swapped": "Sine and cosine are swapped: the even dimension j = 2i is sin(omega_i t), the "
                "odd dimension j = 2i + 1 is cos(omega_i t)",
-    "j": "the odd dimension j = 2i + 1 shares the frequency of its pair, omega_i = "
+    "j": "The odd dimension j = 2i + 1 shares the frequency of its pair, omega_i = "
          "10000^(-2i/d) with i = j // 2; you used 10000^(-j/d)",
-    "2j": "you used 2j/d as the exponent; j counts single dimensions, i = j // 2 counts pairs, "
+    "2j": "You used 2j/d as the exponent; j counts single dimensions, i = j // 2 counts pairs, "
           "and the exponent is 2i/d",
-    "sign": "the frequency is 10000^(-2i/d) (it gets smaller for later pairs): t is divided "
+    "sign": "The frequency is 10000^(-2i/d) (it gets smaller for later pairs): t is divided "
             "by 10000^(2i/d), not multiplied",
 }
 
@@ -75,7 +75,7 @@ def _check_sinusoidal_entry(func) -> None:
         value = call_answer(func, t, j, d)
         if isinstance(value, bool) or not isinstance(value, Real):
             if isinstance(value, np.ndarray):
-                raise Incorrect(f"return one number (the entry at t={t}, j={j}), got an array "
+                raise Incorrect(f"Return one number (the entry at t={t}, j={j}), got an array "
                                 f"of shape {value.shape}")
             raise Incorrect(f"return a float, got {type(value).__name__} {value!r}")
         got[(t, j, d)] = float(value)
@@ -86,7 +86,7 @@ def _check_sinusoidal_entry(func) -> None:
         for kind, message in _Q1_MISTAKES.items():
             if all(abs(got[c] - _pe_variant(*c, kind)) <= 1e-5 for c in _Q1_CASES):
                 raise Incorrect(message)
-        raise Incorrect(f"for t={t}, j={j}, d_model={d} expected {want:.6f}, got "
+        raise Incorrect(f"For t={t}, j={j}, d_model={d} expected {want:.6f}, got "
                         f"{got[(t, j, d)]:.6f}")
 
 
@@ -116,32 +116,32 @@ def _check_layer_norm(func) -> None:
         got = _array(call_answer(func, x.copy(), gamma.copy(), beta.copy(), eps=eps),
                      "your layer_norm's result")
         if got.shape != x.shape:
-            raise Incorrect(f"for {name} you returned shape {got.shape}; return the shape of x, "
+            raise Incorrect(f"For {name} you returned shape {got.shape}; return the shape of x, "
                             f"{x.shape}")
         want = _layer_norm(x, gamma, beta, eps)
         if np.allclose(got, want, rtol=1e-6, atol=1e-8):
             continue
         if np.isnan(got).any():
-            raise Incorrect(f"your result for {name} contains NaN")
+            raise Incorrect(f"Your result for {name} contains NaN")
         if any(np.allclose(got, _layer_norm(x, gamma, beta, eps, axis=a))
                for a in range(x.ndim - 1)):
-            raise Incorrect("you normalised over the wrong axis: layer norm uses the d features "
+            raise Incorrect("You normalised over the wrong axis: layer norm uses the d features "
                             "of each position, the last axis (axis=-1, keepdims=True), not the "
                             "batch or the positions")
         if np.allclose(got, _layer_norm(x, gamma, beta, eps, ddof=1)):
-            raise Incorrect("you used the sample variance (divided by d - 1); layer norm divides "
+            raise Incorrect("You used the sample variance (divided by d - 1); layer norm divides "
                             "by d, as np.var does by default (ddof=0)")
         if np.allclose(got, _layer_norm(x, 1.0, 0.0, eps)):
-            raise Incorrect("you returned the normalised values without the learned scale and "
+            raise Incorrect("You returned the normalised values without the learned scale and "
                             "shift: return gamma * x_hat + beta")
         if np.allclose(got, _layer_norm(x, beta, gamma, eps)):
-            raise Incorrect("gamma and beta are swapped: gamma multiplies x_hat, beta is added")
+            raise Incorrect("Gamma and beta are swapped: gamma multiplies x_hat, beta is added")
         if np.allclose(got, _layer_norm(x, gamma, beta, eps, eps_inside=False)):
-            raise Incorrect("eps belongs inside the square root, sqrt(var + eps); you added it "
+            raise Incorrect("Eps belongs inside the square root, sqrt(var + eps); you added it "
                             "to the standard deviation (it matters when the variance is small)")
         if eps != 1e-6 and np.allclose(got, _layer_norm(x, gamma, beta, 1e-6)):
-            raise Incorrect("use the eps argument; your function ignored eps=0.1")
-        raise Incorrect(f"for {name} your result differs from equation (9) by up to "
+            raise Incorrect("Use the eps argument; your function ignored eps=0.1")
+        raise Incorrect(f"For {name} your result differs from equation (9) by up to "
                         f"{np.abs(got - want).max():.3g}")
 
 
@@ -166,7 +166,7 @@ def _check_block_count(func) -> None:
         answers[(d, h, f)] = int(got)
     d, h, f = _Q3_CASES[0]
     if answers[(d, h, f)] != int(call_answer(func, d, 1, f)):
-        raise Incorrect(f"your count changes with the number of heads (d_model={d}, d_ff={f}: "
+        raise Incorrect(f"Your count changes with the number of heads (d_model={d}, d_ff={f}: "
                         f"{int(call_answer(func, d, 1, f))} with 1 head, "
                         f"{answers[(d, h, f)]} with {h}). Each head has d_model // num_heads "
                         "dimensions, so the heads share the width and the count does not "
@@ -175,7 +175,7 @@ def _check_block_count(func) -> None:
         want = _keras_block_count(d, h, f)
         if got == want:
             continue
-        case = f"for d_model={d}, num_heads={h}, d_ff={f}"
+        case = f"For d_model={d}, num_heads={h}, d_ff={f}"
         biases = 4 * d + f + d  # attention (3 projections + output) and the FFN's two layers
         if got == want - biases:
             raise Incorrect(f"{case} you counted no biases: attention has 4 (d_model values "
@@ -204,12 +204,12 @@ def _check_mask(func) -> None:
     batch, T = seqs.shape
     got = call_answer(func, seqs.copy())
     if not isinstance(got, np.ndarray):
-        raise Incorrect(f"return a NumPy array, got {type(got).__name__}")
+        raise Incorrect(f"Return a NumPy array, got {type(got).__name__}")
     if got.dtype != bool:
-        raise Incorrect(f"return a boolean array (True = may attend), got dtype {got.dtype}; "
+        raise Incorrect(f"Return a boolean array (True = may attend), got dtype {got.dtype}; "
                         "compare with != 0 or build it with dtype=bool")
     if got.shape != (batch, T, T):
-        raise Incorrect(f"for sequences of shape {seqs.shape} return shape (batch, T, T) = "
+        raise Incorrect(f"For sequences of shape {seqs.shape} return shape (batch, T, T) = "
                         f"{(batch, T, T)}, got {got.shape}")
     real = seqs != 0
     causal = causal_mask(T)
@@ -217,24 +217,24 @@ def _check_mask(func) -> None:
     if np.array_equal(got, want):
         return
     if np.array_equal(got, ~want):
-        raise Incorrect("your mask is inverted: True must mean 'may attend'")
+        raise Incorrect("Your mask is inverted: True must mean 'may attend'")
     if np.array_equal(got, combine_masks(padding_mask(real), causal.T)):
-        raise Incorrect("your mask lets a query see the future: query t may attend to keys "
+        raise Incorrect("Your mask lets a query see the future: query t may attend to keys "
                         "s <= t (the lower triangle, np.tril), not s >= t")
     if np.array_equal(got, causal[None] & real[:, :, None]):
-        raise Incorrect("you masked the padding queries (rows) instead of the padding keys "
+        raise Incorrect("You masked the padding queries (rows) instead of the padding keys "
                         "(columns): use real[:, None, :], so that no query looks at padding")
     if np.array_equal(got, np.broadcast_to(causal, got.shape)):
-        raise Incorrect("your mask is only causal: padding keys (item 0) must be hidden too")
+        raise Incorrect("Your mask is only causal: padding keys (item 0) must be hidden too")
     if np.array_equal(got, np.broadcast_to(real[:, None, :], got.shape)):
-        raise Incorrect("your mask only hides padding: a causal block must also hide the "
+        raise Incorrect("Your mask only hides padding: a causal block must also hide the "
                         "future keys s > t")
     if np.array_equal(got, combine_masks(padding_mask(~real), causal)):
-        raise Incorrect("you hid the real items and kept the padding: real items are "
+        raise Incorrect("You hid the real items and kept the padding: real items are "
                         "sequences != 0")
     wrong = np.argwhere(got != want)[0]
     b, t, s = (int(v) for v in wrong)
-    raise Incorrect(f"sequence {b} ({seqs[b].tolist()}), query {t}, key {s}: expected "
+    raise Incorrect(f"Sequence {b} ({seqs[b].tolist()}), query {t}, key {s}: expected "
                     f"{bool(want[b, t, s])}, got {bool(got[b, t, s])}")
 
 
@@ -243,7 +243,7 @@ EXERCISES = ExerciseSet("ex09", [
              "i = j // 2 gives the pair of dimension j; omega = 10000 ** (-2 * i / d_model); "
              "even j: math.sin(omega * t), odd j: math.cos(omega * t)."),
     Question("q2", "layer normalisation", _check_layer_norm,
-             "mean and variance over axis=-1 with keepdims=True (variance divided by d); "
+             "Mean and variance over axis=-1 with keepdims=True (variance divided by d); "
              "x_hat = (x - mean) / np.sqrt(var + eps); return gamma * x_hat + beta."),
     Question("q3", "parameters of a block", _check_block_count,
              "Attention: 4 d_model^2 + 4 d_model (notebook 08, whatever the number of heads). "

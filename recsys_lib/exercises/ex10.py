@@ -67,12 +67,12 @@ def _check_mask_from_lengths(func) -> None:
         got = call_answer(func, lengths.copy(), T)
         batch = len(lengths)
         if not isinstance(got, np.ndarray):
-            raise Incorrect(f"return a NumPy array, got {type(got).__name__}")
+            raise Incorrect(f"Return a NumPy array, got {type(got).__name__}")
         if got.shape != (batch, T, T):
-            raise Incorrect(f"for lengths {lengths.tolist()} and T={T} return shape "
+            raise Incorrect(f"For lengths {lengths.tolist()} and T={T} return shape "
                             f"(batch, T, T) = {(batch, T, T)}, got {got.shape}")
         if got.dtype != bool:
-            raise Incorrect(f"return a boolean array (True = may attend), got dtype {got.dtype}")
+            raise Incorrect(f"Return a boolean array (True = may attend), got dtype {got.dtype}")
         want = _q1_reference(lengths, T)
         if np.array_equal(got, want):
             continue
@@ -80,24 +80,24 @@ def _check_mask_from_lengths(func) -> None:
         left = padding_mask(lengths, T, pad_side="left")
         right = padding_mask(lengths, T, pad_side="right")
         if np.array_equal(got, ~want):
-            raise Incorrect("your mask is inverted: True must mean 'may attend'")
+            raise Incorrect("Your mask is inverted: True must mean 'may attend'")
         if np.array_equal(got, combine_masks(right, causal)):
-            raise Incorrect("you put the real items first (right padding). The batch is padded "
+            raise Incorrect("You put the real items first (right padding). The batch is padded "
                             "on the LEFT: a history of length L fills the last L positions, "
                             "T - L ... T - 1")
         if np.array_equal(got, combine_masks(left, causal.T)):
-            raise Incorrect("your mask lets a query see the future: query t may attend to keys "
+            raise Incorrect("Your mask lets a query see the future: query t may attend to keys "
                             "s <= t (np.tril), not s >= t")
         if np.array_equal(got, np.broadcast_to(causal, got.shape)):
-            raise Incorrect("your mask is only causal: the padding keys must be hidden too")
+            raise Incorrect("Your mask is only causal: the padding keys must be hidden too")
         if np.array_equal(got, np.broadcast_to(left, got.shape)):
-            raise Incorrect("your mask only hides padding: the future keys s > t must be "
+            raise Incorrect("Your mask only hides padding: the future keys s > t must be "
                             "hidden too")
         if np.array_equal(got, causal[None] & np.swapaxes(left, 1, 2)):
-            raise Incorrect("you masked the padding queries (rows) instead of the padding keys "
+            raise Incorrect("You masked the padding queries (rows) instead of the padding keys "
                             "(columns): the key axis is the last one, real[:, None, :]")
         b, t, s = (int(v) for v in np.argwhere(got != want)[0])
-        raise Incorrect(f"lengths {lengths.tolist()}, T={T}: sequence {b}, query {t}, key {s}: "
+        raise Incorrect(f"Lengths {lengths.tolist()}, T={T}: sequence {b}, query {t}, key {s}: "
                         f"expected {bool(want[b, t, s])}, got {bool(got[b, t, s])}")
 
 
@@ -130,7 +130,7 @@ def _check_ndcg(func) -> None:
                 raise Incorrect(f"{err}. {_RANK_ONE}") from None
             raise
         if isinstance(got, bool) or not isinstance(got, int | float | np.integer | np.floating):
-            raise Incorrect(f"return a number (a float), got {type(got).__name__}")
+            raise Incorrect(f"Return a number (a float), got {type(got).__name__}")
         got = float(got)
         want = ndcg_at_k(ranking, {item}, 10)
         if math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12):
@@ -139,24 +139,24 @@ def _check_ndcg(func) -> None:
         where = (f"the relevant item {item} at rank {rank} of {ranking}" if rank
                  else f"a ranking {ranking} without the relevant item {item}")
         if math.isinf(got) or math.isnan(got):
-            raise Incorrect(f"for {where} you returned {got}. {_RANK_ONE}")
+            raise Incorrect(f"For {where} you returned {got}. {_RANK_ONE}")
         if rank is not None and rank > 10:
-            raise Incorrect(f"for {where} you returned {got:.4f}; only the top 10 count, so an "
+            raise Incorrect(f"For {where} you returned {got:.4f}; only the top 10 count, so an "
                             "item below rank 10 gives 0")
         if rank is not None:
             if math.isclose(got, 1 / rank):
-                raise Incorrect(f"for {where} you returned 1 / rank = {got:.4f}: that is the "
+                raise Incorrect(f"For {where} you returned 1 / rank = {got:.4f}: that is the "
                                 "reciprocal rank (MRR). NDCG discounts by 1 / log2(rank + 1)")
             if math.isclose(got, 1 / math.log(rank + 1)):
-                raise Incorrect(f"for {where} you used the natural logarithm; NDCG uses log2")
+                raise Incorrect(f"For {where} you used the natural logarithm; NDCG uses log2")
             if rank > 1 and math.isclose(got, 1 / math.log2(rank)):
-                raise Incorrect(f"for {where} you returned 1 / log2(rank) = {got:.4f}; the "
+                raise Incorrect(f"For {where} you returned 1 / log2(rank) = {got:.4f}; the "
                                 "discount is 1 / log2(rank + 1) with ranks starting at 1")
             if rank < 10 and math.isclose(got, 1 / math.log2(rank + 2)):
-                raise Incorrect(f"for {where} you returned {got:.4f} = 1 / log2(rank + 2): "
+                raise Incorrect(f"For {where} you returned {got:.4f} = 1 / log2(rank + 2): "
                                 "one rank too far down; the top item has rank 1, discount "
                                 "1 / log2(2) = 1")
-        raise Incorrect(f"for {where} expected NDCG@10 = {want:.4f}, got {got:.4f}")
+        raise Incorrect(f"For {where} expected NDCG@10 = {want:.4f}, got {got:.4f}")
 
 
 # ----------------------------------------------------------------------------------- q3
@@ -165,7 +165,7 @@ _Q3_CASES = [([11, 12, 13, 14, 15, 16, 17], 4), ([21, 22], 5), ([31, 32, 33], 3)
 
 def _check_left_pad(func) -> None:
     for history, max_len in _Q3_CASES:
-        got = _int_vector(call_answer(func, list(history), max_len), "your padded history",
+        got = _int_vector(call_answer(func, list(history), max_len), "Your padded history",
                           max_len)
         want = _left_pad([np.array(history, dtype=np.int64)], max_len)[0]
         if np.array_equal(got, want):
@@ -173,17 +173,17 @@ def _check_left_pad(func) -> None:
         kept = history[-max_len:]
         if len(history) > max_len and np.array_equal(
                 got, _left_pad([np.array(history[:max_len])], max_len)[0]):
-            raise Incorrect(f"for {history} with max_len={max_len} you kept the OLDEST items "
+            raise Incorrect(f"For {history} with max_len={max_len} you kept the OLDEST items "
                             f"{history[:max_len]}; keep the most recent ones, {kept} "
                             "(history[-max_len:])")
         if 0 < len(kept) < max_len and np.array_equal(got[:len(kept)], kept):
-            raise Incorrect(f"for {history} with max_len={max_len} you padded on the right "
+            raise Incorrect(f"For {history} with max_len={max_len} you padded on the right "
                             f"({got.tolist()}); pad on the left, so that the most recent item "
                             f"is always the last position: {want.tolist()}")
         if np.array_equal(got[::-1], want):
-            raise Incorrect("your history is reversed: keep the order oldest -> newest, with "
+            raise Incorrect("Your history is reversed: keep the order oldest -> newest, with "
                             "the newest item last")
-        raise Incorrect(f"for {history} with max_len={max_len} expected {want.tolist()}, got "
+        raise Incorrect(f"For {history} with max_len={max_len} expected {want.tolist()}, got "
                         f"{got.tolist()}")
 
 
@@ -196,13 +196,13 @@ def _check_next_item_window(func) -> None:
     for history, max_len in _Q4_CASES:
         result = call_answer(func, list(history), max_len)
         if not isinstance(result, tuple) or len(result) != 2:
-            raise Incorrect("return a tuple (inputs, targets) of two arrays")
+            raise Incorrect("Return a tuple (inputs, targets) of two arrays")
         inputs = _int_vector(result[0], "inputs", max_len)
         targets = _int_vector(result[1], "targets", max_len)
         want_in, want_tg = _last_window(history, max_len)
         if np.array_equal(inputs, want_in) and np.array_equal(targets, want_tg):
             continue
-        case = f"for the history {history} with max_len={max_len}"
+        case = f"For the history {history} with max_len={max_len}"
         if np.array_equal(inputs, want_tg) and np.array_equal(targets, want_in):
             raise Incorrect(f"{case} inputs and targets are swapped: the model reads "
                             "history[:-1] and predicts history[1:]")
