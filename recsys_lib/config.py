@@ -66,6 +66,38 @@ def set_seed(seed: int = DEFAULT_SEED) -> int:
     return seed
 
 
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow (and Keras) without TensorFlow's C++ start-up log lines.
+
+    On import and when it first looks for GPUs, TensorFlow's C++ core prints lines such as
+    ``I0000 ... cudart_stub.cc ... Could not find cuda drivers`` or ``E0000 ... failed call
+    to cuInit`` straight to the process's standard error, before any setting can silence
+    them. They are not errors (notebook 00 explains them), but they clutter every notebook.
+    This function sets ``TF_CPP_MIN_LOG_LEVEL=2`` (TensorFlow's later messages: errors only)
+    unless it is set, then imports TensorFlow and Keras and looks for devices with standard
+    error pointed at the null device, and restores it. Python errors still surface as
+    exceptions. Calling it again does nothing.
+
+    Explained in notebook 00; every notebook that uses Keras calls it before ``import keras``.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules and "keras" in sys.modules:
+        return
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import keras  # noqa: F401  (imports TensorFlow, its backend)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the device search that prints the cuInit line
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def default_data_dir() -> Path:
     """Where downloaded datasets are cached.
 

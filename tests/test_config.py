@@ -35,3 +35,22 @@ def test_data_dir_override(monkeypatch, tmp_path):
 def test_environment_summary_lists_versions():
     text = config.environment_summary()
     assert "numpy" in text and np.__version__ in text and "Quick mode" in text
+
+
+@pytest.mark.slow  # starts TensorFlow in a fresh process
+def test_import_tensorflow_quietly_hides_the_cpp_start_up_lines():
+    """In a fresh process: TensorFlow and Keras imported, nothing on standard error."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("keras")
+    code = ("from recsys_lib.config import import_tensorflow_quietly\n"
+            "import_tensorflow_quietly()\nimport_tensorflow_quietly()\n"
+            "import sys\nassert 'tensorflow' in sys.modules and 'keras' in sys.modules\n"
+            "import keras\nprint(keras.ops.convert_to_numpy(keras.ops.ones(2)).sum())\n")
+    env = {k: v for k, v in __import__("os").environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "2.0"
+    assert result.stderr == "", result.stderr
