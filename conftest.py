@@ -9,3 +9,4 @@ import os
 os.environ.setdefault("RECSYS_QUICK", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("RECSYS_PLAIN_PROGRESS", "1")  # progress as plain lines (recsys_lib.progress)

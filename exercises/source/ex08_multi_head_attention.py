@@ -8,6 +8,9 @@
 # wrong, if anything. Stuck? Use `hint()`, then `solution()`. The last cell prints your progress.
 
 # %%
+from recsys_lib.config import import_tensorflow_quietly
+
+import_tensorflow_quietly()  # before `import keras`: hides TensorFlow's C++ start-up lines
 import keras
 import numpy as np
 
