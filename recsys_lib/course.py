@@ -58,13 +58,19 @@ COLAB_HEADLINE_PACKAGES = ("tensorflow", "keras", "numpy", "pandas")
 
 
 def colab_url(relative_path: str) -> str:
-    """The Open-in-Colab address of a notebook, given its path inside the repository."""
+    """The Open-in-Colab address of a notebook, given its path inside the repository.
+
+    Explained in notebook 00 (the badge and the setup cell at the top of every notebook).
+    """
     github = REPO_URL.removeprefix("https://github.com/")
     return f"https://colab.research.google.com/github/{github}/blob/{COURSE_REF}/{relative_path}"
 
 
 def badge_source(relative_path: str) -> str:
-    """Markdown for the "Open in Colab" badge of one notebook."""
+    """Markdown for the "Open in Colab" badge of one notebook.
+
+    Explained in notebook 00 (the badge and the setup cell at the top of every notebook).
+    """
     return (
         f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
         f"({colab_url(relative_path)})"
@@ -79,6 +85,8 @@ def setup_cell_source() -> str:
     fresh Python cannot import it (so a rerun after an interrupted install installs again, and a
     rerun after a good one does nothing), and says what to do when the fetch fails. It installs
     only the course library: Colab's TensorFlow, Keras, NumPy and pandas stay as they are.
+
+    Explained in notebook 00 (the badge and the setup cell at the top of every notebook).
     """
     return f'''# Setup: in a local clone the course library is already installed (see README).
 # In Google Colab this cell fetches the course (the version this notebook belongs to) and
@@ -149,7 +157,10 @@ if "google.colab" in sys.modules:
 
 
 def course_notebooks(root: Path = REPO_ROOT) -> list[Path]:
-    """Every notebook in notebooks/, exercises/ and solutions/, sorted."""
+    """Every notebook in notebooks/, exercises/ and solutions/, sorted.
+
+    Explained in notebook 00 (the badge and the setup cell at the top of every notebook).
+    """
     return sorted(p for folder in NOTEBOOK_FOLDERS for p in (root / folder).glob("*.ipynb"))
 
 
@@ -161,6 +172,8 @@ def stamp(nb: nbformat.NotebookNode, relative_path: str) -> bool:
 
     Raises:
         ValueError: the notebook has no cell tagged ``colab-badge`` or ``setup``.
+
+    Explained in notebook 00 (the badge and the setup cell at the top of every notebook).
     """
     wanted = {BADGE_TAG: badge_source(relative_path), SETUP_TAG: setup_cell_source()}
     changed, found = False, set()
@@ -176,7 +189,10 @@ def stamp(nb: nbformat.NotebookNode, relative_path: str) -> bool:
 
 
 def stamp_all(root: Path = REPO_ROOT) -> list[Path]:
-    """Restamp every course notebook under ``root`` in place; returns the ones that changed."""
+    """Restamp every course notebook under ``root`` in place; returns the ones that changed.
+
+    Explained in notebook 00 (the badge and the setup cell at the top of every notebook).
+    """
     changed = []
     for path in course_notebooks(root):
         nb = nbformat.read(path, as_version=4)
@@ -192,6 +208,8 @@ def header_cells(title_markdown: str, relative_path: str) -> list[nbformat.Noteb
     Args:
         title_markdown: the title cell (``# 00 · ...`` and the "what you will learn" paragraph).
         relative_path: the notebook's path in the repository, e.g. ``notebooks/00_tour.ipynb``.
+
+    Explained in notebook 00 (the badge and the setup cell at the top of every notebook).
     """
     return [
         nbformat.v4.new_markdown_cell(title_markdown),
@@ -212,7 +230,10 @@ _IMAGE = re.compile(r"^# Colab image: Python (?P<python>\S+) of (?P<date>\d{4}-\
 
 
 def normalise(name: str) -> str:
-    """A distribution name in the form pip compares (PEP 503): lower case, runs of -_. as -."""
+    """A distribution name in the form pip compares (PEP 503): lower case, runs of -_. as -.
+
+    Explained in notebook 00 (the badge and the setup cell at the top of every notebook).
+    """
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
@@ -225,6 +246,8 @@ def parse_freeze(text: str) -> tuple[dict[str, str], list[str]]:
 
     Raises:
         ValueError: a line is neither a pin, a direct reference (``name @ url``) nor a comment.
+
+    Explained in notebook 00 (the badge and the setup cell at the top of every notebook).
     """
     pins, unpinned = {}, []
     for line in text.splitlines():
@@ -270,6 +293,8 @@ def colab_constraints(freeze_text: str, *, date: str, python: str, source: str) 
     Raises:
         ValueError: the listing has a line pip freeze does not write, or lacks one of the
             course's packages (``COLAB_COURSE_PACKAGES``).
+
+    Explained in notebook 00 (the badge and the setup cell at the top of every notebook).
     """
     pins, unpinned = parse_freeze(freeze_text)
     by_name = {normalise(name): name for name in pins}
@@ -300,6 +325,8 @@ def colab_constraints(freeze_text: str, *, date: str, python: str, source: str) 
 def colab_tested_versions(path: Path | None = None) -> dict[str, str] | None:
     """What ``constraints-colab.txt`` says about Colab: ``python``, ``date`` and the versions of
     ``COLAB_HEADLINE_PACKAGES``; None when the file is absent (an installed, not cloned, course).
+
+    Explained in notebook 00 (the badge and the setup cell at the top of every notebook).
     """
     path = REPO_ROOT / COLAB_CONSTRAINTS if path is None else path
     if not path.is_file():
@@ -314,7 +341,10 @@ def colab_tested_versions(path: Path | None = None) -> dict[str, str] | None:
 
 
 def colab_tested_line(path: Path | None = None) -> str | None:
-    """One line for the environment summary: the Colab versions the course was tested with."""
+    """One line for the environment summary: the Colab versions the course was tested with.
+
+    Explained in notebook 00 (the badge and the setup cell at the top of every notebook).
+    """
     found = colab_tested_versions(path)
     if not found:
         return None
@@ -328,6 +358,8 @@ def colab_tested_line(path: Path | None = None) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """``python -m recsys_lib.course [--root DIR]`` restamps the notebooks;
     ``python -m recsys_lib.course colab-constraints PIP_FREEZE`` refreshes the Colab versions.
+
+    Explained in notebook 00 (the badge and the setup cell at the top of every notebook).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["colab-constraints"]:

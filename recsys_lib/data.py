@@ -52,23 +52,35 @@ ITEM_COLUMNS = ["item_id", "title", "genres", "year"]
 
 
 class MovieLens(NamedTuple):
-    """The two tables of a MovieLens dataset; unpack with ``ratings, items = ...``."""
+    """The two tables of a MovieLens dataset; unpack with ``ratings, items = ...``.
+
+    Explained in notebook 00.
+    """
 
     ratings: pd.DataFrame
     items: pd.DataFrame
 
 
 class DatasetError(RuntimeError):
-    """A dataset could not be downloaded, verified or read."""
+    """A dataset could not be downloaded, verified or read.
+
+    Explained in notebook 00.
+    """
 
 
 class ChecksumError(DatasetError):
-    """A file's SHA-256 or size differs from the pinned value (the message says what to do)."""
+    """A file's SHA-256 or size differs from the pinned value (the message says what to do).
+
+    Explained in notebook 00.
+    """
 
 
 @dataclass(frozen=True)
 class RemoteDataset:
-    """Where a GroupLens archive lives and which files of it we read and verify."""
+    """Where a GroupLens archive lives and which files of it we read and verify.
+
+    Explained in notebook 00.
+    """
 
     archive: str  # e.g. "ml-100k.zip"
     folder: str  # folder the zip unpacks into
@@ -302,7 +314,10 @@ def _discard(folder: Path) -> None:
 
 
 def sha256_of(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """Return the hex SHA-256 of a file, read in chunks."""
+    """Return the hex SHA-256 of a file, read in chunks.
+
+    Explained in notebook 00.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(chunk_size):
@@ -323,6 +338,8 @@ def verify_sha256(path: str | Path, expected: str, delete_on_mismatch: bool = Fa
 
     Raises:
         ChecksumError: the digests differ.
+
+    Explained in notebook 00.
     """
     actual = sha256_of(path)
     if actual != expected.lower():
@@ -366,6 +383,8 @@ def verify_manifest(folder: str | Path, manifest: str = "SHA256SUMS") -> None:
         DatasetError: the manifest or a listed file is missing, or a manifest line is not
             ``<64 hex digits>  <file name>``.
         ChecksumError: a file differs from the manifest.
+
+    Explained in notebook 00.
     """
     folder = Path(folder)
     manifest_path = folder / manifest
@@ -655,6 +674,8 @@ def read_users_file(folder: str | Path, name: str) -> pd.DataFrame:
     Raises:
         ValueError: ``name`` has no user table.
         DatasetError: the file is missing or does not have the dataset's number of users.
+
+    Explained in notebook 00.
     """
     if name not in USER_FILES:
         raise ValueError(f"{name!r} has no user table; only 'ml-100k' and 'ml-1m' do")

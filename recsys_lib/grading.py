@@ -98,11 +98,17 @@ _QUIET_LOG.propagate = False
 
 
 class NotebookUnreadable(Exception):
-    """Raised when a file cannot be graded as a notebook; the message says why."""
+    """Raised when a file cannot be graded as a notebook; the message says why.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
+    """
 
 
 class HiddenChecksError(Exception):
-    """Raised when ``--hidden-checks`` cannot be loaded; the message says why."""
+    """Raised when ``--hidden-checks`` cannot be loaded; the message says why.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
+    """
 
 
 class KernelStopped(BaseException):
@@ -113,6 +119,8 @@ class KernelStopped(BaseException):
 
     Args:
         reason: what happened, e.g. ``"timed out after 3 s"``.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
 
     def __init__(self, reason: str) -> None:
@@ -136,6 +144,8 @@ class NotebookReport:
         problems: what went wrong while running (errors in cells, timeouts), for the teacher.
         flags: tampering, a submitted solutions notebook, copied solutions, files changed.
         error: why the notebook could not be graded at all (then every score is 0), or None.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
 
     notebook: str
@@ -174,6 +184,8 @@ def lesson_from_file_name(path: Path) -> str | None:
 
     Returns:
         ``"exNN"`` for the first two-digit number followed by ``_``, or None.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     match = _LESSON_IN_FILE_NAME.search(path.name)
     return f"ex{match.group(1)}" if match else None
@@ -193,6 +205,8 @@ def find_lesson(metadata: Any, path: Path, override: str | None = None) -> str |
 
     Returns:
         The lesson name, or None when nothing tells.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     if override:
         return override
@@ -221,6 +235,8 @@ def read_notebook(path: Path, data: bytes | None = None) -> nbformat.NotebookNod
     Raises:
         NotebookUnreadable: missing file, not JSON, or not a valid notebook (the message
             is meant for the teacher and the learner).
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     try:
         raw = path.read_bytes() if data is None else data
@@ -263,6 +279,8 @@ def load_hidden_checks(path: Path | str) -> HiddenChecks:
     Raises:
         HiddenChecksError: no such file, no Python file, a file that fails to import, or
             no function with such a name.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     path = Path(path)
     if path.is_dir():
@@ -315,6 +333,8 @@ def grade_answer(question: Question, answer: Any,
 
     Raises:
         KernelStopped: the kernel ran out of time or died while a learner function ran.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     try:
         status, message = question.evaluate(answer)
@@ -477,6 +497,8 @@ class Execution:
         errors: ``{cell index: ["NameError: ...", ...]}``.
         stopped: ``(cell index, reason)`` where the kernel stopped, or None.
         problems: sentences for the teacher.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
 
     results: dict[str, tuple[str, str, int]] = field(default_factory=dict)
@@ -495,6 +517,8 @@ def kernel_environment() -> dict[str, str]:
 
     Returns:
         The variables.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("RECSYS_GRAD") and k != GRADING_FILE_ENV_VAR}
@@ -526,6 +550,8 @@ def execute_notebook(nb: nbformat.NotebookNode, folder: Path, exercise_set: Exer
 
     Returns:
         What happened; answers to other lessons' questions are ignored.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     from nbclient import NotebookClient
 
@@ -671,6 +697,8 @@ def question_rows(exercise_set: ExerciseSet, execution: Execution, answers: dict
     Returns:
         One dict per question, in order: lesson, question, title, status, points, score,
         message.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     rows = []
     for q in exercise_set:
@@ -801,6 +829,8 @@ def watched_course_files() -> list[Path]:
     Returns:
         The exercise sources, the lessons' checker modules, the grader's modules and the
         bundled data: what the grader reads while it grades.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     package = Path(__file__).resolve().parent
     files = list(SOURCE_DIR.glob("*.py")) + list((package / "exercises").glob("*.py"))
@@ -835,6 +865,8 @@ def grade_notebook(path: Path | str, *, lesson: str | None = None,
 
     Raises:
         HiddenChecksError: ``hidden_checks`` is a path that cannot be loaded.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     return grade_notebooks([path], lesson=lesson, cell_timeout=cell_timeout,
                            total_timeout=total_timeout, resolve=resolve,
@@ -867,6 +899,8 @@ def grade_notebooks(paths: list[Path | str], *, lesson: str | None = None,
 
     Raises:
         HiddenChecksError: ``hidden_checks`` is a path that cannot be loaded.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     resolve = resolve or load_lesson
     hidden = (load_hidden_checks(hidden_checks) if isinstance(hidden_checks, str | Path)
@@ -984,6 +1018,8 @@ def format_report(report: NotebookReport) -> str:
 
     Returns:
         Several lines, e.g. starting ``01_preprocessing.ipynb  ex01  3/4 points``.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     lines = [f"{report.notebook}  {report.lesson or '?'}  "
              f"{report.score:g}/{report.max_points:g} points"]
@@ -1019,6 +1055,8 @@ def csv_rows(reports: list[NotebookReport]) -> list[dict[str, Any]]:
 
     Returns:
         Dicts with the keys of :data:`CSV_FIELDS`.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     rows = []
     for report in reports:
@@ -1040,6 +1078,8 @@ def write_csv(reports: list[NotebookReport], path: Path) -> None:
 
     Raises:
         OSError: the file cannot be written.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_FIELDS)
@@ -1056,6 +1096,8 @@ def write_json(reports: list[NotebookReport], path: Path) -> None:
 
     Raises:
         OSError: the file cannot be written.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     path.write_text(json.dumps([r.to_dict() for r in reports], indent=1) + "\n",
                     encoding="utf-8")
@@ -1067,6 +1109,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     Returns:
         The parser.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     parser = argparse.ArgumentParser(
         prog="recsys-grade",
@@ -1129,6 +1173,8 @@ def main(argv: list[str] | None = None) -> int:
         0 when every notebook was graded (whatever the scores), 1 when a notebook could not
         be graded (missing, unreadable, no lesson, grading stopped), 2 for bad usage (also
         when an output file cannot be written).
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     parser = build_parser()
     try:

@@ -58,6 +58,8 @@ class Finding:
         cell: the cell's 0-based position in the notebook.
         line: the line where it was found (stripped, cut to 60 characters).
         reason: what it is, e.g. "reads the worked solutions".
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
 
     cell: int
@@ -77,6 +79,8 @@ def python_of(source: str) -> str:
 
     Returns:
         The transformed code, or ``source`` unchanged when IPython is not available.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     try:
         from IPython.core.inputtransformer2 import TransformerManager
@@ -97,6 +101,8 @@ def strip_comments(code: str) -> str:
     Returns:
         The code with every ``# ...`` comment removed; when the code cannot be tokenised,
         the lines that start with ``#`` are dropped instead.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     lines = code.splitlines(keepends=True)
     try:
@@ -125,6 +131,8 @@ def normalise(source: str) -> str:
 
     Returns:
         The ``ast.dump`` of the code, or its whitespace-collapsed text when it does not parse.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     code = python_of(source)
     try:
@@ -142,6 +150,8 @@ def answer_cells(nb: nbformat.NotebookNode) -> dict[str, int]:
     Returns:
         ``{"q1": cell index, ...}`` for every question whose check appears in the code
         (commented-out calls do not count).
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     found: dict[str, int] = {}
     for index, code in _code_cells(nb):
@@ -166,6 +176,8 @@ def find_tampering(nb: nbformat.NotebookNode) -> list[Finding]:
 
     Returns:
         One finding per cell and reason, in notebook order.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     findings = []
     for index, code in _code_cells(nb):
@@ -186,6 +198,8 @@ def find_solution_calls(nb: nbformat.NotebookNode) -> list[Finding]:
 
     Returns:
         One finding per call.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     return [Finding(index, _first_line(code, match.start()),
                     f"calls {match.group(1)}.solution()")
@@ -204,6 +218,8 @@ class SolutionReference:
         solution_only: normalised code cells found only in the solutions notebook
             (``assert_all_correct()``).
         title: the first line of the solutions notebook's title cell.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
 
     lesson: str
@@ -221,6 +237,8 @@ def solution_reference(lesson: str, folder: Path = SOURCE_DIR) -> SolutionRefere
 
     Returns:
         The reference, or None when the lesson has no source in ``folder``.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     from recsys_lib.exercises.build import build_notebook
 
@@ -255,6 +273,8 @@ class SolutionVerdict:
         whole: why the notebook is the worked-solutions notebook, or None when it is not.
         copied: ``{question: cell index}`` of answer cells identical to the worked solution
             (comments, spacing and quotes aside).
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
 
     whole: str | None = None
@@ -277,6 +297,8 @@ def detect_solutions(nb: nbformat.NotebookNode, reference: SolutionReference | N
 
     Returns:
         The verdict.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     verdict = SolutionVerdict()
     if reference is None or not reference.answers:

@@ -42,7 +42,10 @@ _TYPE_NAME = re.compile(r"[^A-Za-z0-9_.]")
 
 
 class WireError(Exception):
-    """Raised when a value cannot be encoded, or a message from the kernel cannot be read."""
+    """Raised when a value cannot be encoded, or a message from the kernel cannot be read.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
+    """
 
 
 # ============================================================================ encoding
@@ -60,6 +63,8 @@ def encode(value: Any, handles: Callable[[Any], int] | None = None, depth: int =
 
     Raises:
         WireError: the value is nested more than :data:`MAX_DEPTH` levels deep.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     if depth > MAX_DEPTH:
         raise WireError(f"the value is nested more than {MAX_DEPTH} levels deep")
@@ -184,7 +189,10 @@ def _encode_foreign(value: Any, handles: Callable[[Any], int] | None, depth: int
 
 
 def dumps(message: dict[str, Any]) -> str:
-    """A message as JSON text (NaN and infinities are encoded before, so none remain)."""
+    """A message as JSON text (NaN and infinities are encoded before, so none remain).
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
+    """
     return json.dumps(message, allow_nan=False, separators=(",", ":"))
 
 
@@ -197,6 +205,8 @@ class Foreign:
 
     Attributes:
         text: the object's ``repr`` in the kernel (cut to 300 characters).
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
 
     def __init__(self, text: str, array: np.ndarray | None = None) -> None:
@@ -243,6 +253,8 @@ def decode(data: Any, function: Callable[[int, str], Any] | None = None, depth: 
 
     Raises:
         WireError: the data is not something :func:`encode` writes.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     if depth > MAX_DEPTH + 5:
         raise WireError("the value is nested too deeply")
@@ -451,6 +463,8 @@ def loads(text: Any) -> dict[str, Any]:
 
     Raises:
         WireError: not text, too long, not JSON, or not a message.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     if not isinstance(text, str):
         raise WireError("the kernel's message is not text")
@@ -477,6 +491,8 @@ def encode_call(args: tuple, kwargs: dict[str, Any]) -> str:
 
     Raises:
         pickle.PicklingError, TypeError, AttributeError: an argument cannot be pickled.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     return base64.b64encode(pickle.dumps((tuple(args), dict(kwargs)), protocol=5)).decode()
 
@@ -503,6 +519,8 @@ def record(lesson: str, question: str, answer: Any) -> None:
         lesson: the lesson (``"ex01"``).
         question: the question (``"q1"``).
         answer: the learner's answer; a later answer to the same question replaces it.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     _PENDING.pop((lesson, question), None)
     _PENDING[(lesson, question)] = answer
@@ -516,7 +534,10 @@ def _display(message: dict[str, Any]) -> None:
 
 
 def emit_pending() -> None:
-    """Send the answers recorded since the last call, then forget them (kernel side)."""
+    """Send the answers recorded since the last call, then forget them (kernel side).
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
+    """
     answers = []
     for (lesson, question), answer in list(_PENDING.items()):
         item: dict[str, Any] = {"lesson": lesson, "question": question}
@@ -537,6 +558,8 @@ def serve_call(handle: int, blob: str | None = None, path: str | None = None) ->
         blob: the arguments, from :func:`encode_call`.
         path: instead of ``blob``, a file holding the decoded bytes (large arguments); it
             is deleted once read.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
     """
     func = _HANDLES.get(handle)
     if func is None:

@@ -48,7 +48,10 @@ def _random_ratings(seed: int, n: int = 300, users: int = 40, items: int = 60) -
 
 
 def ex00_q3_other_ratings(top_items) -> None:
-    """``top_items(ratings, n)`` on random ratings, for several n (ties included)."""
+    """``top_items(ratings, n)`` on random ratings, for several n (ties included).
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
+    """
     ratings = _random_ratings(SEED)
     for n in (1, 5, 12):
         got = call_answer(top_items, ratings.copy(), n)
@@ -62,7 +65,10 @@ def ex00_q3_other_ratings(top_items) -> None:
 
 
 def ex01_q1_other_ratings(user_mean_center) -> None:
-    """``user_mean_center(ratings)`` on random ratings with a shuffled index."""
+    """``user_mean_center(ratings)`` on random ratings with a shuffled index.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
+    """
     ratings = _random_ratings(SEED + 1)
     got = call_answer(user_mean_center, ratings.copy())
     want = mean_center(ratings)
@@ -73,7 +79,10 @@ def ex01_q1_other_ratings(user_mean_center) -> None:
 
 
 def ex01_q2_other_ratings(k_core_filter) -> None:
-    """``k_core_filter(ratings, k)`` on random ratings, for k = 2, 3 and 4."""
+    """``k_core_filter(ratings, k)`` on random ratings, for k = 2, 3 and 4.
+
+    Not a lesson: part of the teacher's grader (README, "For teachers: grading").
+    """
     ratings = _random_ratings(SEED + 2, n=400, users=60, items=80)
     for k in (2, 3, 4):
         got = call_answer(k_core_filter, ratings.copy(), k)

@@ -246,6 +246,8 @@ def evaluate_ranking(
 
     Raises:
         ValueError: k < 1, an unknown metric name, or no user with a relevant item.
+
+    Explained in notebook 05.
     """
     check_k(k)
     unknown = [m for m in metrics if m not in _PER_USER]
@@ -268,7 +270,10 @@ def evaluate_ranking(
 
 
 def relevant_items(interactions: pd.DataFrame) -> dict:
-    """user_id -> set of item_id, e.g. from a test split."""
+    """user_id -> set of item_id, e.g. from a test split.
+
+    Explained in notebook 05.
+    """
     return interactions.groupby("user_id")["item_id"].agg(set).to_dict()
 
 

@@ -30,6 +30,8 @@ class Split:
         train, val, test: the parts (``val`` may be empty when no validation was asked for).
         dropped: rows removed on purpose (``short_users="drop"``); empty otherwise.
         notes: counts a notebook can print (see :meth:`summary`).
+
+    Explained in notebook 01.
     """
 
     train: pd.DataFrame

@@ -37,6 +37,8 @@ class PairedComparison:
         p_value: two-sided bootstrap p-value of "no difference" (the share of resampled
             differences on the other side of 0, doubled, at most 1).
         n_users, n_resamples: sizes used.
+
+    Explained in notebook 05; notebook 10 uses it for its headline comparison.
     """
 
     mean_a: float
@@ -79,6 +81,8 @@ def per_user_metric(recommendations: Mapping, relevant: Mapping, metric: str = "
 
     Raises:
         ValueError: an unknown metric, k < 1, or no user with a relevant item.
+
+    Explained in notebook 05; notebook 10 uses it for its headline comparison.
     """
     k = check_k(k)
     if metric not in RANKING_METRICS:
@@ -109,6 +113,8 @@ def paired_bootstrap(a: pd.Series | np.ndarray, b: pd.Series | np.ndarray,
     Raises:
         ValueError: different users or lengths, fewer than 2 users, or NaN values.
         ArgumentError: bad ``n_resamples``, ``confidence`` or ``seed``.
+
+    Explained in notebook 05; notebook 10 uses it for its headline comparison.
     """
     n_resamples = check_int("n_resamples", n_resamples, minimum=100)
     confidence = check_float("confidence", confidence, maximum=1.0)

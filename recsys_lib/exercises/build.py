@@ -163,13 +163,14 @@ def drifted(source: Path) -> list[str]:
 
 
 def execute(path: Path, timeout: int = 600) -> None:
-    """Run a notebook in place (full mode unless RECSYS_QUICK is set) and store its outputs."""
-    from nbclient import NotebookClient
+    """Run a notebook in place (full mode unless RECSYS_QUICK is set) and store its outputs.
 
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
-    nbformat.write(nb, path)
+    The same run as ``python -m recsys_lib.execute`` (plain progress lines, no timings).
+    """
+    from recsys_lib.config import is_quick_mode
+    from recsys_lib.execute import execute as execute_notebook
+
+    execute_notebook(path, quick=is_quick_mode(), timeout=timeout)
 
 
 def main(argv: list[str] | None = None) -> int:
