@@ -54,7 +54,7 @@ def stored_output_problems(notebook: nbformat.NotebookNode) -> list[str]:
                 problems.append(f"cell {index}: progress-bar fragments (carriage returns)")
             if kind == "error":
                 problems.append(f"cell {index}: an error ({output.get('ename')})")
-    return problems
+    return list(dict.fromkeys(problems))  # each problem once per cell
 
 
 def execute(path: Path, quick: bool = False, timeout: int = 3600) -> float:
