@@ -20,7 +20,8 @@ notebook   modules
 07, 08     ``attention`` (scaled dot-product and multi-head attention in NumPy)
 09         ``models.transformer`` (positions, the causal Transformer block)
 10         ``models.sasrec`` (the SASRec-style Transformer recommender)
-           ``models.sequential`` (Markov chain and sequential kNN baselines)
+           ``models.sequential`` (Markov chain and sequential kNN baselines),
+           ``models.gru4rec`` (GRU4Rec, a recurrent sequence baseline)
 exercises  ``exercises`` (checkers and the builder), ``grading`` (the teacher's grader)
 all        ``checks`` (argument checks with clear messages)
 =========  ===================================================================================

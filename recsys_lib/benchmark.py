@@ -105,8 +105,10 @@ MODELS: dict[str, tuple[Callable, list[dict], list[dict]]] = {
     "gru4rec": (_factory("gru4rec", "GRU4RecRecommender", seeded=True),
                 [{"max_len": 50, "d_model": 64, "num_layers": 1, "dropout": 0.2,
                   "learning_rate": 3e-3, "epochs": 100, "patience": 3, "eval_every": 3}],
-                [{"max_len": 50, "d_model": 32, "epochs": 10, "eval_every": 2,
-                  "batch_size": 32, "learning_rate": 3e-3, "progress": False}]),
+                # quick (bundled, seed 42): validation NDCG@10 0.028 after 10 epochs, still rising;
+                # test 0.027 (popularity 0.020), 9 min on 2 busy cores
+                [{"max_len": 50, "d_model": 64, "epochs": 10, "eval_every": 2,
+                  "learning_rate": 1e-2, "progress": False}]),
 }
 
 

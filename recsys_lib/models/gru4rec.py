@@ -1,0 +1,273 @@
+"""GRU4Rec: a recurrent next-item recommender, trained exactly like SASRec (notebook 10).
+
+Model (Hidasi et al., 2016): item embeddings, one or more GRU layers over the user's item
+sequence, and scores for every catalogue item from the hidden state at each position, read
+out with the same item embedding matrix used at the input (tied embeddings, as in SASRec).
+
+Everything else is SASRec's, on purpose, so that comparing the two isolates the sequence
+encoder (a recurrent state against causal self-attention): the same left-padded histories
+truncated to the last ``max_len`` items, the same training windows, the same full softmax
+cross-entropy at every position, and the same training loop with early stopping on
+validation NDCG@10 over the full catalogue (:mod:`recsys_lib.training`). The history
+handling, scoring and saving are SASRec's own functions, imported from
+:mod:`recsys_lib.models.sasrec` (no subclassing).
+
+Padding: the sequences are left-padded with item 0. The embedding has ``mask_zero=True``
+and each GRU gets the mask, so a padded step leaves the state unchanged: the GRU starts
+from its zero state at the first real item, and a history scores the same with any amount
+of padding. The GRU layers use ``use_cudnn=False``: cuDNN accepts masks of right-padded
+sequences only, and Keras would stop with an error on a GPU (the generic kernel is slower
+there, exact everywhere).
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from keras import ops
+
+from recsys_lib.checks import check_float, check_int
+from recsys_lib.config import DEFAULT_SEED
+from recsys_lib.models.sasrec import SASRecRecommender, training_windows
+from recsys_lib.preprocessing import IdEncoder
+from recsys_lib.training import KerasRecommender
+
+
+@keras.saving.register_keras_serializable(package="recsys_lib")
+class GRU4Rec(keras.Model):
+    """Maps left-padded item sequences (batch, T) to logits over items (batch, T, n_items + 1).
+
+    Embedding (``mask_zero=True``) -> dropout -> ``num_layers`` x (GRU -> dropout) -> scores
+    ``hidden @ embeddings.T``. Column 0 of the logits (padding) is forced to a large negative
+    number, so the model never predicts padding. ``item_ids`` (the original id of index
+    1..n) and ``max_len`` are stored in the config so a saved model can be used on its own;
+    the network itself reads sequences of any length.
+
+    Args:
+        n_items: catalogue size (indices 1..n_items; 0 is padding).
+        max_len: the history length the recommender pads to (kept for saving).
+        d_model: embedding size and GRU state size.
+        num_layers: stacked GRU layers.
+        dropout: dropout rate on the embeddings and on each GRU layer's outputs.
+        item_ids: original id of each index 1..n_items.
+
+    Explained in notebook 10.
+    """
+
+    def __init__(self, n_items: int, max_len: int = 50, d_model: int = 64, num_layers: int = 1,
+                 dropout: float = 0.2, item_ids: list | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.n_items, self.max_len, self.d_model = n_items, max_len, d_model
+        self.num_layers, self.dropout_rate = num_layers, dropout
+        self.item_ids = list(item_ids) if item_ids is not None else list(range(1, n_items + 1))
+        self.item_embedding = keras.layers.Embedding(n_items + 1, d_model, mask_zero=True,
+                                                     name="item_embedding")
+        self.input_dropout = keras.layers.Dropout(dropout, name="input_dropout")
+        self.grus = [keras.layers.GRU(d_model, return_sequences=True, use_cudnn=False,
+                                      name=f"gru_{i}") for i in range(num_layers)]
+        self.dropouts = [keras.layers.Dropout(dropout, name=f"dropout_{i}")
+                         for i in range(num_layers)]
+
+    def build(self, input_shape) -> None:
+        self.item_embedding.build(input_shape)
+        shape = (*input_shape, self.d_model)
+        for gru in self.grus:
+            gru.build(shape)
+        self.built = True
+
+    def hidden(self, sequences, training=None):
+        """GRU outputs (batch, T, d_model); a padded step repeats the previous output (0s).
+
+        Explained in notebook 10.
+        """
+        mask = ops.not_equal(sequences, 0)
+        x = self.input_dropout(self.item_embedding(sequences), training=training)
+        for gru, dropout in zip(self.grus, self.dropouts, strict=True):
+            x = dropout(gru(x, mask=mask, training=training), training=training)
+        return x
+
+    def logits(self, hidden):
+        """Scores of every item index for each hidden state (tied item embeddings).
+
+        Explained in notebook 10.
+        """
+        table = self.item_embedding.embeddings  # (n_items + 1, d)
+        scores = ops.matmul(hidden, ops.transpose(table))
+        pad = ops.one_hot(ops.zeros((), "int32"), self.n_items + 1) * -1e9
+        return scores + ops.cast(pad, scores.dtype)
+
+    def call(self, sequences, training=None):
+        return self.logits(self.hidden(sequences, training=training))
+
+    def get_config(self) -> dict:
+        return {"n_items": self.n_items, "max_len": self.max_len, "d_model": self.d_model,
+                "num_layers": self.num_layers, "dropout": self.dropout_rate,
+                "item_ids": [i.item() if isinstance(i, np.generic) else i for i in self.item_ids],
+                "name": self.name}
+
+
+class GRU4RecRecommender(KerasRecommender):
+    """Next-item GRU recommender (GRU4Rec) behind the course's recommender interface.
+
+    Trained like :class:`~recsys_lib.models.sasrec.SASRecRecommender`: next-item prediction
+    at every position of left-padded windows of each user's time-ordered history, full softmax
+    cross-entropy over the catalogue, early stopping on validation NDCG@10.
+
+    Args:
+        max_len: longest history the model reads (older items are dropped).
+        d_model: embedding size and GRU state size.
+        num_layers: stacked GRU layers.
+        dropout: dropout rate on the embeddings and GRU outputs, in [0, 1).
+        epochs: maximum epochs; early stopping usually ends sooner.
+        batch_size, learning_rate: Adam settings.
+        patience: validations without a better validation NDCG@10 before stopping.
+        eval_every: validate every this many epochs.
+        progress: print one line per epoch (loss, validation NDCG@10 and HR@10, seconds).
+        seed: seeds Keras, NumPy and Python for a reproducible run on CPU.
+        jit_compile: compile the training step with XLA (off by default: on CPU it did not
+            make the GRU's step loop faster, unlike SASRec's attention).
+
+    Attributes set by ``fit``:
+        model_: the trained :class:`GRU4Rec`.
+        histories_: user_id -> array of item indices (1-based, oldest first).
+        history_, best_epoch_: see :class:`~recsys_lib.training.KerasRecommender`.
+
+    Raises:
+        ArgumentError: a size or count that is not a positive integer, a dropout outside
+            [0, 1), a learning rate that is not positive, a negative seed.
+
+    Explained in notebook 10.
+    """
+
+    name = "gru4rec"
+
+    def __init__(self, max_len: int = 50, d_model: int = 64, num_layers: int = 1,
+                 dropout: float = 0.2, epochs: int = 200, batch_size: int = 128,
+                 learning_rate: float = 1e-3, patience: int = 5, eval_every: int = 1,
+                 progress: bool = True, seed: int = DEFAULT_SEED,
+                 jit_compile: bool = False) -> None:
+        super().__init__(epochs, batch_size, learning_rate, patience, eval_every, progress,
+                         seed)
+        self.max_len, self.d_model = check_int("max_len", max_len), check_int("d_model", d_model)
+        self.num_layers = check_int("num_layers", num_layers)
+        self.dropout = check_float("dropout", dropout, strict=False, maximum=1.0)
+        self.jit_compile = bool(jit_compile)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, train: pd.DataFrame, items=None,
+            validation: pd.DataFrame | None = None) -> GRU4RecRecommender:
+        """Train on ``train`` (needs ``timestamp``); early-stop on ``validation`` if given.
+
+        Args:
+            train: interactions with ``user_id, item_id, timestamp``; each user's rows are
+                ordered by ``timestamp`` (ties keep the table's order).
+            items: extra catalogue item ids (never seen in training).
+            validation: held-out next interactions of some training users (e.g.
+                ``leave_last_out(...).val``), scored with full-ranking NDCG@10.
+
+        Returns:
+            self.
+
+        Raises:
+            ValueError: no ``timestamp`` column, no user with two or more interactions, or
+                what the base class rejects.
+
+        Explained in notebook 10.
+        """
+        if isinstance(train, pd.DataFrame) and "timestamp" not in train:
+            raise ValueError("GRU4Rec needs a timestamp column to order each user's history")
+        return super().fit(train, items, validation)
+
+    def _fit(self, matrix: sp.csr_matrix) -> None:
+        keras.utils.set_random_seed(self.seed)
+        self.histories_ = self._histories(self.train_)
+        self.windows_ = training_windows(list(self.histories_.values()), self.max_len)
+        if not len(self.windows_[0]):
+            raise ValueError("no user has two or more training interactions, so there is no "
+                             "next item to learn from; GRU4Rec needs histories of length >= 2")
+        self.model_ = GRU4Rec(len(self.items_), self.max_len, self.d_model, self.num_layers,
+                              self.dropout, item_ids=self.items_.ids_.tolist())
+        self.model_.build((None, self.max_len))
+        self.model_.compile(
+            optimizer=keras.optimizers.Adam(self.learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=self.jit_compile)
+        self._train(self.model_, self._epoch_data, shuffle=True)
+
+    def _epoch_data(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Inputs, next-item targets and the loss mask (padding targets do not count)."""
+        inputs, targets = self.windows_
+        return inputs, targets, (targets > 0).astype("float32")
+
+    # SASRec's sequence plumbing, shared as functions (it only needs ``max_len``, ``items_``,
+    # ``users_``, ``matrix_``, ``histories_`` and a model with ``hidden`` and ``logits``):
+    # ordering histories, appending new interactions, scoring histories, recommending after
+    # a history and saving. The two recommenders differ only in the network.
+    _histories = SASRecRecommender._histories
+    add_history = SASRecRecommender.add_history
+    score_histories = SASRecRecommender.score_histories
+    recommend_for_history = SASRecRecommender.recommend_for_history
+    save = SASRecRecommender.save
+
+    def _score(self, user_idx: np.ndarray) -> np.ndarray:
+        users = self.users_.inverse_transform(user_idx)
+        return self.score_histories([self.histories_[u] for u in users])
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, path: str) -> GRU4RecRecommender:
+        """Load a model saved with :meth:`save`; recommend with :meth:`recommend_for_history`.
+
+        A loaded model knows its items but not the training users or their histories, so
+        ``recommend(users)`` is not available: pass each user's history instead.
+
+        Returns:
+            A recommender with ``model_`` and ``items_`` set.
+
+        Raises:
+            FileNotFoundError: no file at ``path``.
+            ValueError: the file is not a readable ``.keras`` archive (empty, truncated,
+                corrupt), or holds another kind of model than :class:`GRU4Rec`.
+
+        Explained in notebook 10.
+        """
+        model = _load_gru4rec(path)
+        rec = cls(max_len=model.max_len, d_model=model.d_model, num_layers=model.num_layers,
+                  dropout=model.dropout_rate, progress=False)
+        rec.model_ = model
+        rec.items_ = IdEncoder().fit(model.item_ids)
+        rec.loaded_from_ = str(path)
+        return rec
+
+    def _user_indices(self, users) -> np.ndarray:
+        if hasattr(self, "loaded_from_") and not hasattr(self, "users_"):
+            raise RuntimeError(f"this GRU4Rec was loaded from {self.loaded_from_} and knows no "
+                               "training users; call recommend_for_history(item_ids) with "
+                               "each user's history instead of recommend(users)")
+        return super()._user_indices(users)
+
+
+def _load_gru4rec(path) -> GRU4Rec:
+    """``keras.saving.load_model`` with messages that say what is wrong with the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {path}; save one with "
+                                "GRU4RecRecommender.save(path)")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a readable .keras archive (empty, truncated or "
+                         "corrupt); save the model again with GRU4RecRecommender.save(path)")
+    try:
+        model = keras.saving.load_model(path)
+    except Exception as err:  # Keras raises many kinds for a damaged archive
+        raise ValueError(f"{path} could not be loaded as a Keras model ({type(err).__name__}:"
+                         f" {err}); save the model again with GRU4RecRecommender.save(path)"
+                         ) from err
+    if not isinstance(model, GRU4Rec):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a GRU4Rec model; load it "
+                         "with keras.saving.load_model or the class that saved it")
+    return model
