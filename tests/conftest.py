@@ -25,6 +25,7 @@ SLOW_FILES = {
     "test_deep.py": "trains Keras models (NeuMF, two-tower)",
     "test_transformer.py": "trains Keras models (SASRec)",
     "test_training.py": "trains (tiny) Keras models",
+    "test_start_command.py": "starts a JupyterLab server",
 }
 #: In any test file, the tests defined below a comment line with these words start notebook
 #: kernels (see tests/test_grading.py).
