@@ -278,6 +278,13 @@ class KerasRecommender(Recommender):
         finally:
             del self._validation
 
+    def _user_indices(self, users: Iterable) -> Any:
+        if hasattr(self, "loaded_from_") and not hasattr(self, "users_"):
+            raise RuntimeError(f"this {type(self).__name__} was loaded from {self.loaded_from_} "
+                               "and knows no training users; call recommend_for_history("
+                               "item_ids) with each user's history instead of recommend(users)")
+        return super()._user_indices(users)
+
     def _train(self, model: Any, epoch_data: Callable[[int], EpochData],
                shuffle: bool = False) -> None:
         """Train ``model`` with :func:`train_keras` and this recommender's settings."""

@@ -22,9 +22,6 @@ there, exact everywhere).
 
 from __future__ import annotations
 
-import zipfile
-from pathlib import Path
-
 import keras
 import numpy as np
 import pandas as pd
@@ -33,7 +30,7 @@ from keras import ops
 
 from recsys_lib.checks import check_float, check_int
 from recsys_lib.config import DEFAULT_SEED
-from recsys_lib.models.sasrec import SASRecRecommender, training_windows
+from recsys_lib.models.sasrec import SASRecRecommender, load_model_file, training_windows
 from recsys_lib.preprocessing import IdEncoder
 from recsys_lib.training import KerasRecommender
 
@@ -236,38 +233,10 @@ class GRU4RecRecommender(KerasRecommender):
 
         Explained in notebook 10.
         """
-        model = _load_gru4rec(path)
+        model = load_model_file(path, GRU4Rec, "GRU4RecRecommender")
         rec = cls(max_len=model.max_len, d_model=model.d_model, num_layers=model.num_layers,
                   dropout=model.dropout_rate, progress=False)
         rec.model_ = model
         rec.items_ = IdEncoder().fit(model.item_ids)
         rec.loaded_from_ = str(path)
         return rec
-
-    def _user_indices(self, users) -> np.ndarray:
-        if hasattr(self, "loaded_from_") and not hasattr(self, "users_"):
-            raise RuntimeError(f"this GRU4Rec was loaded from {self.loaded_from_} and knows no "
-                               "training users; call recommend_for_history(item_ids) with "
-                               "each user's history instead of recommend(users)")
-        return super()._user_indices(users)
-
-
-def _load_gru4rec(path) -> GRU4Rec:
-    """``keras.saving.load_model`` with messages that say what is wrong with the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}; save one with "
-                                "GRU4RecRecommender.save(path)")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path} is not a readable .keras archive (empty, truncated or "
-                         "corrupt); save the model again with GRU4RecRecommender.save(path)")
-    try:
-        model = keras.saving.load_model(path)
-    except Exception as err:  # Keras raises many kinds for a damaged archive
-        raise ValueError(f"{path} could not be loaded as a Keras model ({type(err).__name__}:"
-                         f" {err}); save the model again with GRU4RecRecommender.save(path)"
-                         ) from err
-    if not isinstance(model, GRU4Rec):
-        raise ValueError(f"{path} holds a {type(model).__name__}, not a GRU4Rec model; load it "
-                         "with keras.saving.load_model or the class that saved it")
-    return model

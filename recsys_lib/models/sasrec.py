@@ -313,7 +313,7 @@ class SASRecRecommender(KerasRecommender):
             ValueError: the file is not a readable ``.keras`` archive (empty, truncated,
                 corrupt), or holds another kind of model than :class:`SASRec`.
         """
-        model = _load_sasrec(path)
+        model = load_model_file(path, SASRec, "SASRecRecommender")
         rec = cls(max_len=model.max_len, d_model=model.d_model, num_heads=model.num_heads,
                   num_blocks=model.num_blocks, d_ff=model.d_ff, dropout=model.dropout_rate,
                   progress=False)
@@ -322,30 +322,36 @@ class SASRecRecommender(KerasRecommender):
         rec.loaded_from_ = str(path)
         return rec
 
-    def _user_indices(self, users) -> np.ndarray:
-        if hasattr(self, "loaded_from_") and not hasattr(self, "users_"):
-            raise RuntimeError(f"this SASRec was loaded from {self.loaded_from_} and knows no "
-                               "training users; call recommend_for_history(item_ids) with "
-                               "each user's history instead of recommend(users)")
-        return super()._user_indices(users)
 
+def load_model_file(path, model_class: type, saver: str):
+    """``keras.saving.load_model`` with messages that say what is wrong with the file.
 
-def _load_sasrec(path) -> SASRec:
-    """``keras.saving.load_model`` with messages that say what is wrong with the file."""
+    Args:
+        path: a ``.keras`` file.
+        model_class: the Keras model class the file must hold (e.g. :class:`SASRec`).
+        saver: what saves such files, named in the messages (e.g. ``"SASRecRecommender"``).
+
+    Returns:
+        The loaded model.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: not a readable ``.keras`` archive, or a model of another class.
+
+    Explained in notebook 10.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}; save one with "
-                                "SASRecRecommender.save(path)")
+        raise FileNotFoundError(f"no model file at {path}; save one with {saver}.save(path)")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is not a readable .keras archive (empty, truncated or "
-                         "corrupt); save the model again with SASRecRecommender.save(path)")
+                         f"corrupt); save the model again with {saver}.save(path)")
     try:
         model = keras.saving.load_model(path)
     except Exception as err:  # Keras raises many kinds for a damaged archive
         raise ValueError(f"{path} could not be loaded as a Keras model ({type(err).__name__}:"
-                         f" {err}); save the model again with SASRecRecommender.save(path)"
-                         ) from err
-    if not isinstance(model, SASRec):
-        raise ValueError(f"{path} holds a {type(model).__name__}, not a SASRec model; load it "
-                         "with keras.saving.load_model or the class that saved it")
+                         f" {err}); save the model again with {saver}.save(path)") from err
+    if not isinstance(model, model_class):
+        raise ValueError(f"{path} holds a {type(model).__name__}, not a {model_class.__name__} "
+                         "model; load it with keras.saving.load_model or the class that saved it")
     return model
