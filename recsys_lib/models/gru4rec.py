@@ -24,15 +24,12 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
 from keras import ops
 
 from recsys_lib.checks import check_float, check_int
 from recsys_lib.config import DEFAULT_SEED
-from recsys_lib.models.sasrec import SASRecRecommender, load_model_file, training_windows
+from recsys_lib.models.sasrec import SequenceRecommender, load_model_file
 from recsys_lib.preprocessing import IdEncoder
-from recsys_lib.training import KerasRecommender
 
 
 @keras.saving.register_keras_serializable(package="recsys_lib")
@@ -108,12 +105,14 @@ class GRU4Rec(keras.Model):
                 "name": self.name}
 
 
-class GRU4RecRecommender(KerasRecommender):
+class GRU4RecRecommender(SequenceRecommender):
     """Next-item GRU recommender (GRU4Rec) behind the course's recommender interface.
 
-    Trained like :class:`~recsys_lib.models.sasrec.SASRecRecommender`: next-item prediction
-    at every position of left-padded windows of each user's time-ordered history, full softmax
-    cross-entropy over the catalogue, early stopping on validation NDCG@10.
+    Trained like :class:`~recsys_lib.models.sasrec.SASRecRecommender` (both are
+    :class:`~recsys_lib.models.sasrec.SequenceRecommender`, so only the network differs):
+    next-item prediction at every position of left-padded windows of each user's time-ordered
+    history, full softmax cross-entropy over the catalogue, early stopping on validation
+    NDCG@10.
 
     Args:
         max_len: longest history the model reads (older items are dropped).
@@ -142,6 +141,7 @@ class GRU4RecRecommender(KerasRecommender):
     """
 
     name = "gru4rec"
+    label = "GRU4Rec"
 
     def __init__(self, max_len: int = 50, d_model: int = 64, num_layers: int = 1,
                  dropout: float = 0.2, epochs: int = 200, batch_size: int = 128,
@@ -155,65 +155,9 @@ class GRU4RecRecommender(KerasRecommender):
         self.dropout = check_float("dropout", dropout, strict=False, maximum=1.0)
         self.jit_compile = bool(jit_compile)
 
-    # ------------------------------------------------------------------ fitting
-    def fit(self, train: pd.DataFrame, items=None,
-            validation: pd.DataFrame | None = None) -> GRU4RecRecommender:
-        """Train on ``train`` (needs ``timestamp``); early-stop on ``validation`` if given.
-
-        Args:
-            train: interactions with ``user_id, item_id, timestamp``; each user's rows are
-                ordered by ``timestamp`` (ties keep the table's order).
-            items: extra catalogue item ids (never seen in training).
-            validation: held-out next interactions of some training users (e.g.
-                ``leave_last_out(...).val``), scored with full-ranking NDCG@10.
-
-        Returns:
-            self.
-
-        Raises:
-            ValueError: no ``timestamp`` column, no user with two or more interactions, or
-                what the base class rejects.
-
-        Explained in notebook 10.
-        """
-        if isinstance(train, pd.DataFrame) and "timestamp" not in train:
-            raise ValueError("GRU4Rec needs a timestamp column to order each user's history")
-        return super().fit(train, items, validation)
-
-    def _fit(self, matrix: sp.csr_matrix) -> None:
-        keras.utils.set_random_seed(self.seed)
-        self.histories_ = self._histories(self.train_)
-        self.windows_ = training_windows(list(self.histories_.values()), self.max_len)
-        if not len(self.windows_[0]):
-            raise ValueError("no user has two or more training interactions, so there is no "
-                             "next item to learn from; GRU4Rec needs histories of length >= 2")
-        self.model_ = GRU4Rec(len(self.items_), self.max_len, self.d_model, self.num_layers,
-                              self.dropout, item_ids=self.items_.ids_.tolist())
-        self.model_.build((None, self.max_len))
-        self.model_.compile(
-            optimizer=keras.optimizers.Adam(self.learning_rate),
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            jit_compile=self.jit_compile)
-        self._train(self.model_, self._epoch_data, shuffle=True)
-
-    def _epoch_data(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Inputs, next-item targets and the loss mask (padding targets do not count)."""
-        inputs, targets = self.windows_
-        return inputs, targets, (targets > 0).astype("float32")
-
-    # SASRec's sequence plumbing, shared as functions (it only needs ``max_len``, ``items_``,
-    # ``users_``, ``matrix_``, ``histories_`` and a model with ``hidden`` and ``logits``):
-    # ordering histories, appending new interactions, scoring histories, recommending after
-    # a history and saving. The two recommenders differ only in the network.
-    _histories = SASRecRecommender._histories
-    add_history = SASRecRecommender.add_history
-    score_histories = SASRecRecommender.score_histories
-    recommend_for_history = SASRecRecommender.recommend_for_history
-    save = SASRecRecommender.save
-
-    def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        users = self.users_.inverse_transform(user_idx)
-        return self.score_histories([self.histories_[u] for u in users])
+    def _build_model(self) -> GRU4Rec:
+        return GRU4Rec(len(self.items_), self.max_len, self.d_model, self.num_layers,
+                       self.dropout, item_ids=self.items_.ids_.tolist())
 
     # ------------------------------------------------------------------ loading
     @classmethod

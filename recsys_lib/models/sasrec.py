@@ -135,46 +135,30 @@ def training_windows(sequences: list[np.ndarray], max_len: int) -> tuple[np.ndar
     return left_pad(inputs, max_len), left_pad(targets, max_len)
 
 
-class SASRecRecommender(KerasRecommender):
-    """Next-item Transformer recommender behind the course's recommender interface.
-
-    Args:
-        max_len: longest history the model reads (older items are dropped).
-        d_model, num_heads, num_blocks, d_ff, dropout: model size (see :class:`SASRec`).
-        epochs: maximum epochs; early stopping usually ends sooner.
-        batch_size, learning_rate: Adam settings.
-        patience: validations without a better validation NDCG@10 before stopping.
-        eval_every: validate every this many epochs.
-        progress: print one line per epoch (loss, validation NDCG@10 and HR@10, seconds).
-        seed: seeds Keras, NumPy and Python for a reproducible run on CPU.
-        jit_compile: compile the training step with XLA (about twice as fast on CPU).
-
-    Raises:
-        ArgumentError: a size or count that is not a positive integer, a dropout outside
-            [0, 1), a learning rate that is not positive.
+class SequenceRecommender(KerasRecommender):
+    """What every next-item model of the course shares: time-ordered histories, left-padded
+    training windows with a target at every position, the full-softmax loss, scoring after a
+    history, ``add_history`` and saving. Subclasses (:class:`SASRecRecommender`, GRU4Rec) set
+    ``label`` and ``max_len`` and build their network in :meth:`_build_model`; its ``hidden``
+    and ``logits`` methods are all this class uses.
 
     Explained in notebook 10.
     """
 
-    name = "sasrec"
+    #: The model's name in messages.
+    label = "sequence model"
+    #: Longest history the network reads (set by the subclass).
+    max_len: int
+    #: Compile the training step with XLA (set by the subclass).
+    jit_compile: bool
 
-    def __init__(self, max_len: int = 50, d_model: int = 64, num_heads: int = 2,
-                 num_blocks: int = 2, d_ff: int | None = None, dropout: float = 0.2,
-                 epochs: int = 200, batch_size: int = 128, learning_rate: float = 1e-3,
-                 patience: int = 5, eval_every: int = 1, progress: bool = True,
-                 seed: int = DEFAULT_SEED, jit_compile: bool = True) -> None:
-        super().__init__(epochs, batch_size, learning_rate, patience, eval_every, progress,
-                         seed)
-        self.max_len, self.d_model = check_int("max_len", max_len), check_int("d_model", d_model)
-        self.num_heads = check_int("num_heads", num_heads)
-        self.num_blocks = check_int("num_blocks", num_blocks)
-        self.d_ff = None if d_ff is None else check_int("d_ff", d_ff)
-        self.dropout = check_float("dropout", dropout, strict=False, maximum=1.0)
-        self.jit_compile = bool(jit_compile)
+    def _build_model(self) -> keras.Model:
+        """The untrained network for ``len(self.items_)`` items (subclasses implement it)."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ fitting
     def fit(self, train: pd.DataFrame, items=None,
-            validation: pd.DataFrame | None = None) -> SASRecRecommender:
+            validation: pd.DataFrame | None = None) -> SequenceRecommender:
         """Train on ``train`` (needs ``timestamp``); early-stop on ``validation`` if given.
 
         Args:
@@ -187,7 +171,8 @@ class SASRecRecommender(KerasRecommender):
             ValueError: no ``timestamp`` column, or what the base class rejects.
         """
         if isinstance(train, pd.DataFrame) and "timestamp" not in train:
-            raise ValueError("SASRec needs a timestamp column to order each user's history")
+            raise ValueError(f"{self.label} needs a timestamp column to order each user's "
+                             "history")
         return super().fit(train, items, validation)
 
     def _fit(self, matrix: sp.csr_matrix) -> None:
@@ -196,15 +181,14 @@ class SASRecRecommender(KerasRecommender):
         self.windows_ = training_windows(list(self.histories_.values()), self.max_len)
         if not len(self.windows_[0]):
             raise ValueError("no user has two or more training interactions, so there is no "
-                             "next item to learn from; SASRec needs histories of length >= 2")
-        self.model_ = SASRec(len(self.items_), self.max_len, self.d_model, self.num_heads,
-                             self.num_blocks, self.d_ff, self.dropout,
-                             item_ids=self.items_.ids_.tolist())
+                             f"next item to learn from; {self.label} needs histories of length "
+                             ">= 2")
+        self.model_ = self._build_model()
         self.model_.build((None, self.max_len))
         self._train(self._training_model(), self._epoch_data, shuffle=True)
 
     def _training_model(self) -> keras.Model:
-        """The compiled Keras model that training fits: here SASRec with the full softmax.
+        """The compiled Keras model that training fits: the network with the full softmax.
 
         Override it (with :meth:`_epoch_data`) to train the same network with another loss.
         """
@@ -300,6 +284,51 @@ class SASRecRecommender(KerasRecommender):
         if not str(path).endswith(".keras"):
             raise ValueError(f"use a path ending in .keras, got {path}")
         self.model_.save(path)
+
+
+
+class SASRecRecommender(SequenceRecommender):
+    """Next-item Transformer recommender behind the course's recommender interface.
+
+    Args:
+        max_len: longest history the model reads (older items are dropped).
+        d_model, num_heads, num_blocks, d_ff, dropout: model size (see :class:`SASRec`).
+        epochs: maximum epochs; early stopping usually ends sooner.
+        batch_size, learning_rate: Adam settings.
+        patience: validations without a better validation NDCG@10 before stopping.
+        eval_every: validate every this many epochs.
+        progress: print one line per epoch (loss, validation NDCG@10 and HR@10, seconds).
+        seed: seeds Keras, NumPy and Python for a reproducible run on CPU.
+        jit_compile: compile the training step with XLA (about twice as fast on CPU).
+
+    Raises:
+        ArgumentError: a size or count that is not a positive integer, a dropout outside
+            [0, 1), a learning rate that is not positive.
+
+    Explained in notebook 10.
+    """
+
+    name = "sasrec"
+    label = "SASRec"
+
+    def __init__(self, max_len: int = 50, d_model: int = 64, num_heads: int = 2,
+                 num_blocks: int = 2, d_ff: int | None = None, dropout: float = 0.2,
+                 epochs: int = 200, batch_size: int = 128, learning_rate: float = 1e-3,
+                 patience: int = 5, eval_every: int = 1, progress: bool = True,
+                 seed: int = DEFAULT_SEED, jit_compile: bool = True) -> None:
+        super().__init__(epochs, batch_size, learning_rate, patience, eval_every, progress,
+                         seed)
+        self.max_len, self.d_model = check_int("max_len", max_len), check_int("d_model", d_model)
+        self.num_heads = check_int("num_heads", num_heads)
+        self.num_blocks = check_int("num_blocks", num_blocks)
+        self.d_ff = None if d_ff is None else check_int("d_ff", d_ff)
+        self.dropout = check_float("dropout", dropout, strict=False, maximum=1.0)
+        self.jit_compile = bool(jit_compile)
+
+    def _build_model(self) -> SASRec:
+        return SASRec(len(self.items_), self.max_len, self.d_model, self.num_heads,
+                      self.num_blocks, self.d_ff, self.dropout,
+                      item_ids=self.items_.ids_.tolist())
 
     @classmethod
     def load(cls, path: str) -> SASRecRecommender:
