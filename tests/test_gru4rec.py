@@ -1,10 +1,11 @@
 """The GRU4Rec recommender: masking of padding, learning, early stopping, save/load, messages."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 keras = pytest.importorskip("keras")
+
+from sequences import cyclic_histories  # noqa: E402
 
 from recsys_lib.metrics import evaluate_ranking, relevant_items  # noqa: E402
 from recsys_lib.models.gru4rec import GRU4Rec, GRU4RecRecommender  # noqa: E402
@@ -12,16 +13,6 @@ from recsys_lib.models.sasrec import left_pad  # noqa: E402
 
 # Every test here trains or runs a Keras model (tests/conftest.py marks the files it lists).
 pytestmark = pytest.mark.slow(reason="trains Keras models (GRU4Rec)")
-
-
-def cyclic_histories(n_users=80, n_items=30, length=10, seed=0):
-    """Each user walks the items in a cycle from a random start: the next item is predictable."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(n_users):
-        start = rng.integers(n_items)
-        rows += [(u, int((start + t) % n_items) + 100, t) for t in range(length)]
-    return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
 
 
 def last_logits(model, batch):

@@ -6,19 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from sequences import cyclic_histories
 
 from recsys_lib.checks import ArgumentError
 from recsys_lib.models.sequential import MarkovRecommender, SequentialKNNRecommender
-
-
-def cyclic_histories(n_users=40, n_items=30, length=10, seed=0):
-    """Each user walks the items in a cycle from a random start: the next item is predictable."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(n_users):
-        start = rng.integers(n_items)
-        rows += [(u, int((start + t) % n_items) + 100, t) for t in range(length)]
-    return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
 
 
 def toy():
@@ -59,7 +50,7 @@ def test_markov_counts_transitions_and_smooths_by_hand():
 
 
 def test_markov_recommends_the_successor_in_a_cycle():
-    data = cyclic_histories()
+    data = cyclic_histories(n_users=40)
     last = data.groupby("user_id").tail(1)
     train = data.drop(index=last.index)
     model = MarkovRecommender(smoothing=1.0).fit(train)

@@ -1,10 +1,11 @@
 """Keras Transformer block and the SASRec recommender: causality, masking, save/load, learning."""
 
 import numpy as np
-import pandas as pd
 import pytest
 
 keras = pytest.importorskip("keras")
+
+from sequences import cyclic_histories  # noqa: E402
 
 from recsys_lib.models.sasrec import (  # noqa: E402
     SASRec,
@@ -17,16 +18,6 @@ from recsys_lib.models.transformer import (  # noqa: E402
     ItemPositionEmbedding,
     sinusoidal_positions,
 )
-
-
-def cyclic_histories(n_users=80, n_items=30, length=10, seed=0):
-    """Each user walks the items in a cycle from a random start: the next item is predictable."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for u in range(n_users):
-        start = rng.integers(n_items)
-        rows += [(u, int((start + t) % n_items) + 100, t) for t in range(length)]
-    return pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
 
 
 def test_sinusoidal_positions():
