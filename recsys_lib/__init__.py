@@ -15,13 +15,16 @@ notebook   modules
            (negative sampling)
 05         ``metrics`` (rating and ranking metrics), ``models.base`` (the recommender
            interface), ``models.baselines`` (popularity, random), ``benchmark`` (the
-           protocol), ``results`` (the README tables), ``stats`` (paired bootstrap intervals)
+           protocol), ``results`` (the README tables), ``stats`` (paired bootstrap intervals),
+           ``compare`` (paired intervals of two saved benchmark runs)
 06         ``models.deep`` (NeuMF, two towers), ``training`` (the one Keras training loop)
 07, 08     ``attention`` (scaled dot-product and multi-head attention in NumPy)
 09         ``models.transformer`` (positions, the causal Transformer block)
 10         ``models.sasrec`` (the SASRec-style Transformer recommender)
            ``models.sequential`` (Markov chain and sequential kNN baselines),
            ``models.gru4rec`` (GRU4Rec, a recurrent sequence baseline)
+12         ``serving`` (model bundles, the FastAPI service and its scorers, load tests,
+           exact and FAISS retrieval)
 exercises  ``exercises`` (checkers and the builder), ``grading`` (the teacher's grader)
 all        ``checks`` (argument checks with clear messages)
 =========  ===================================================================================

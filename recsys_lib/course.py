@@ -52,6 +52,7 @@ COLAB_CONSTRAINTS = "constraints-colab.txt"
 COLAB_COURSE_PACKAGES = (
     "tensorflow", "keras", "numpy", "pandas", "scipy", "matplotlib", "tqdm", "nbformat",
     "nbclient", "ipykernel", "ipython", "jupyter_client", "pytest", "setuptools", "pip",
+    "fastapi", "uvicorn", "httpx",  # notebook 12's service
 )
 #: The ones the environment summary names.
 COLAB_HEADLINE_PACKAGES = ("tensorflow", "keras", "numpy", "pandas")
