@@ -39,21 +39,53 @@ def test_lesson_has_one_parameters_cell_with_quick_mode(path):
     assert "is_quick_mode()" in tagged[0].source
 
 
-@pytest.mark.parametrize("path", LESSONS, ids=_id)
-def test_lesson_is_stored_executed_with_exercises(path):
+def _code_cells(path):
     nb = nbformat.read(path, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
-    assert all(c.execution_count is not None for c in code), "execute it before committing"
-    assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+    return [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+
+
+def _texts(cells):
+    """Every stored stream text and plain-text result of the cells, one string each."""
+    for cell in cells:
+        for output in cell.outputs:
+            if output.output_type == "stream":
+                yield output.text
+            elif "text/plain" in output.get("data", {}):
+                yield output.data["text/plain"]
+
+
+def _assert_one_clean_run(path):
+    """Stored outputs come from one top-to-bottom run (counts 1, 2, ...) that raised nothing."""
+    code = _code_cells(path)
+    counts = [c.execution_count for c in code]
+    assert counts == list(range(1, len(code) + 1)), (
+        f"{_id(path)}: execution counts {counts[:12]}... are not 1, 2, 3, ... in order: run it "
+        "top to bottom in a fresh kernel (python -m recsys_lib.execute) before committing")
+    errors = [o.ename for c in code for o in c.outputs if o.output_type == "error"]
+    assert not errors, f"{_id(path)}: stored errors {errors}"
+    return code
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=_id)
+def test_lesson_is_stored_executed_in_full_mode_with_exercises(path):
+    code = _assert_one_clean_run(path)
+    modes = [line for text in _texts(code) for line in text.splitlines()
+             if line.startswith("Quick mode")]
+    assert modes, f"{_id(path)}: no environment summary (print(environment_summary())) stored"
+    assert all(line.split()[2] == "False" for line in modes), (
+        f"{_id(path)}: stored outputs come from a quick-mode run ({modes}); learners must see "
+        "full-mode results: python -m recsys_lib.execute " + _id(path))
     for folder in ("exercises", "solutions"):
         assert (REPO_ROOT / folder / path.name).is_file(), f"{folder}/{path.name} is missing"
 
 
 @pytest.mark.parametrize("path", sorted((REPO_ROOT / "solutions").glob("*.ipynb")), ids=_id)
-def test_solutions_are_stored_executed(path):
-    nb = nbformat.read(path, as_version=4)
-    code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
-    assert all(c.execution_count is not None for c in code)
+def test_solutions_are_stored_executed_and_all_correct(path):
+    code = _assert_one_clean_run(path)
+    summaries = [text for text in _texts(code) if " questions correct" in text]
+    assert summaries, f"{_id(path)}: the summary of the checks was not stored"
+    done, total = summaries[-1].split(":")[1].split(" questions")[0].split(" of ")
+    assert int(done) == int(total) >= 1, f"{_id(path)}: {summaries[-1].splitlines()[0]}"
 
 
 def test_restamp_rewrites_an_outdated_setup_cell():
