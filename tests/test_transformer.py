@@ -16,6 +16,7 @@ from recsys_lib.models.sasrec import (  # noqa: E402
 from recsys_lib.models.transformer import (  # noqa: E402
     CausalTransformerBlock,
     ItemPositionEmbedding,
+    cloze_mask,
     sinusoidal_positions,
 )
 
@@ -200,3 +201,56 @@ def test_benchmark_runs_sasrec_end_to_end(tmp_path, monkeypatch):
     assert 0.0 <= result["test"]["ndcg@10"] <= result["test"]["hit_rate@10"] <= 1.0
     written = (tmp_path / "recommendations.csv").read_text().splitlines()
     assert written[0].startswith("user_id") and len(written) > 1
+
+
+def test_bidirectional_block_sees_later_positions_and_the_causal_one_does_not():
+    x = np.random.default_rng(0).normal(size=(1, 5, 8)).astype("float32")
+    changed = x.copy()
+    changed[0, 4] = -changed[0, 4]  # change only the last position (not by a constant: LN)
+    real = np.ones((1, 5), dtype=bool)
+    for causal in (True, False):
+        block = CausalTransformerBlock(8, 2, 16, causal=causal)
+        before = keras.ops.convert_to_numpy(block(x, real))
+        after = keras.ops.convert_to_numpy(block(changed, real))
+        moved = np.abs(after[0, :4] - before[0, :4]).max()
+        if causal:
+            assert moved < 1e-6, "a causal block's earlier outputs must not see position 4"
+        else:
+            assert moved > 1e-3, "a bidirectional block's earlier outputs must see position 4"
+        assert block.get_config()["causal"] is causal
+        clone = CausalTransformerBlock.from_config(block.get_config())
+        assert clone.causal is causal
+
+
+def test_cloze_mask_follows_the_80_10_10_rule_and_never_masks_padding():
+    rng = np.random.default_rng(0)
+    n_items = 50
+    seqs = rng.integers(1, n_items + 1, size=(4000, 20))
+    seqs[:, :5] = 0  # left padding
+    inputs, targets = cloze_mask(seqs, n_items, np.random.default_rng(1), rate=0.2)
+    chosen = targets > 0
+    assert not chosen[:, :5].any() and (inputs[:, :5] == 0).all()
+    np.testing.assert_array_equal(targets[chosen], seqs[chosen])
+    np.testing.assert_array_equal(inputs[~chosen], seqs[~chosen])
+    assert abs(chosen[:, 5:].mean() - 0.2) < 0.01
+    masked = (inputs == n_items + 1).mean(where=chosen)
+    kept = (inputs == seqs).mean(where=chosen)
+    assert abs(masked - 0.8) < 0.02, masked
+    assert abs(kept - (0.1 + 0.1 / n_items)) < 0.02, kept  # a random swap may draw the same item
+    assert inputs.max() <= n_items + 1 and inputs.dtype == np.int32
+    again = cloze_mask(seqs, n_items, np.random.default_rng(1), rate=0.2)
+    np.testing.assert_array_equal(again[0], inputs)
+
+
+def test_cloze_mask_chooses_at_least_one_item_and_refuses_bad_input():
+    seqs = np.array([[0, 0, 3], [0, 0, 0], [1, 2, 3]])
+    inputs, targets = cloze_mask(seqs, 3, np.random.default_rng(0), rate=1e-9)
+    assert (targets[0] > 0).sum() == 1 and targets[0, 2] == 3
+    assert (targets[1] == 0).all() and (inputs[1] == 0).all()
+    assert (targets[2] > 0).sum() == 1
+    with pytest.raises(ValueError, match="0..3"):
+        cloze_mask(np.array([[0, 4]]), 3, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="rate"):
+        cloze_mask(seqs, 3, np.random.default_rng(0), rate=0.0)
+    with pytest.raises(ValueError, match="batch, T"):
+        cloze_mask(np.array([1, 2]), 3, np.random.default_rng(0))

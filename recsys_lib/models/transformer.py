@@ -96,12 +96,14 @@ class ItemPositionEmbedding(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="recsys_lib")
 class CausalTransformerBlock(keras.layers.Layer):
-    """One Transformer block with causal self-attention over left-padded sequences.
+    """One Transformer block with causal (or, with ``causal=False``, bidirectional)
+    self-attention over left-padded sequences.
 
     pre-LN:  h = x + Drop(MHA(LN(x)));  y = h + Drop(FFN(LN(h)))
     post-LN: h = LN(x + Drop(MHA(x)));  y = LN(h + Drop(FFN(h)))
     FFN(z) = W2 gelu(W1 z + b1) + b2. Position t attends to real items at positions <= t
-    only; outputs at padding positions are set to 0.
+    only (causal, SASRec) or at every position (bidirectional, BERT and BERT4Rec: the same
+    block without the causal mask); outputs at padding positions are set to 0.
 
     Args:
         d_model: width of the block's input and output.
@@ -109,17 +111,18 @@ class CausalTransformerBlock(keras.layers.Layer):
         d_ff: hidden width of the feed-forward network.
         dropout: dropout rate on attention weights and both residual branches.
         pre_ln: pre-LN (stable without warm-up; used by the course) or post-LN (original).
+        causal: mask the future (True, next-item models) or not (False, masked-item models).
 
-    Explained in notebook 09.
+    Explained in notebook 09 (the bidirectional variant in notebook 11).
     """
 
     def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.0,
-                 pre_ln: bool = True, **kwargs) -> None:
+                 pre_ln: bool = True, causal: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         if d_model % num_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
         self.d_model, self.num_heads, self.d_ff = d_model, num_heads, d_ff
-        self.dropout_rate, self.pre_ln = dropout, pre_ln
+        self.dropout_rate, self.pre_ln, self.causal = dropout, pre_ln, bool(causal)
         self.attention = keras.layers.MultiHeadAttention(
             num_heads, d_model // num_heads, dropout=dropout, name="attention")
         self.ffn_in = keras.layers.Dense(d_ff, activation="gelu", name="ffn_in")
@@ -145,11 +148,11 @@ class CausalTransformerBlock(keras.layers.Layer):
             real: (batch, T) boolean, True where the position holds a real item.
             return_attention_scores: also return (batch, heads, T, T) attention weights.
         """
-        # key padding mask (batch, 1, T) combined with the causal mask inside the layer
+        # key padding mask (batch, 1, T), combined with the causal mask inside the layer
         mask = ops.expand_dims(real, 1)
         source = self.norm_attention(x) if self.pre_ln else x
         attended, scores = self.attention(source, source, attention_mask=mask,
-                                          use_causal_mask=True, training=training,
+                                          use_causal_mask=self.causal, training=training,
                                           return_attention_scores=True)
         h = x + self.drop_attention(attended, training=training)
         if not self.pre_ln:
@@ -164,4 +167,50 @@ class CausalTransformerBlock(keras.layers.Layer):
     def get_config(self) -> dict:
         return super().get_config() | {
             "d_model": self.d_model, "num_heads": self.num_heads, "d_ff": self.d_ff,
-            "dropout": self.dropout_rate, "pre_ln": self.pre_ln}
+            "dropout": self.dropout_rate, "pre_ln": self.pre_ln, "causal": self.causal}
+
+
+def cloze_mask(sequences: np.ndarray, n_items: int, rng: np.random.Generator,
+               rate: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    """BERT's masked-item corruption of left-padded item sequences (the 80-10-10 rule).
+
+    Each real position is chosen with probability ``rate`` (at least one per sequence that has
+    a real item); a chosen item becomes the mask token ``n_items + 1`` with probability 0.8, a
+    random item in ``1..n_items`` with probability 0.1, and stays as it is with probability
+    0.1. The model must predict the original item at every chosen position, and only there.
+    Padding (0) is never chosen.
+
+    Args:
+        sequences: (batch, T) int item indices, 0 = padding.
+        n_items: catalogue size; the mask token is ``n_items + 1``.
+        rng: a NumPy Generator (the corruption is random; seed it to repeat it).
+        rate: share of real positions to predict, in (0, 1].
+
+    Returns:
+        ``(inputs, targets)``, both (batch, T) int32: the corrupted sequences, and the original
+        item at chosen positions with 0 (no loss) everywhere else.
+
+    Raises:
+        ValueError: a non-2-D array, ids outside ``0..n_items`` or a bad ``rate``.
+
+    Explained in notebook 11.
+    """
+    seqs = np.asarray(sequences)
+    if seqs.ndim != 2:
+        raise ValueError(f"sequences must be a (batch, T) array, got shape {seqs.shape}")
+    if not 0.0 < float(rate) <= 1.0:
+        raise ValueError(f"rate must be in (0, 1], got {rate!r}")
+    if seqs.size and (seqs.min() < 0 or seqs.max() > n_items):
+        raise ValueError(f"item indices must be in 0..{n_items} (0 = padding), got "
+                         f"{seqs.min()}..{seqs.max()}")
+    real = seqs > 0
+    chosen = real & (rng.random(seqs.shape) < rate)
+    for row in np.flatnonzero(real.any(axis=1) & ~chosen.any(axis=1)):
+        chosen[row, rng.choice(np.flatnonzero(real[row]))] = True  # at least one per sequence
+    action = rng.random(seqs.shape)
+    inputs = seqs.astype(np.int32, copy=True)
+    inputs[chosen & (action < 0.8)] = n_items + 1
+    swap = chosen & (action >= 0.8) & (action < 0.9)
+    inputs[swap] = rng.integers(1, n_items + 1, size=int(swap.sum()))
+    targets = np.where(chosen, seqs, 0).astype(np.int32)
+    return inputs, targets
