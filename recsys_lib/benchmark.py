@@ -43,6 +43,25 @@ SELECTION_METRIC = f"ndcg@{K}"
 TEST_METRICS = ("hit_rate", "ndcg", "mrr", "recall")
 
 
+def protocol_split(ratings: pd.DataFrame, tie_seed: int | None = None):
+    """The benchmark's split of ``ratings``: ties in the chosen order, then leave-last-out.
+
+    Args:
+        ratings: the dataset's interactions.
+        tie_seed: None keeps the file order of equal timestamps; a seed shuffles them
+            (:func:`recsys_lib.splits.shuffle_ties`).
+
+    Returns:
+        The :class:`recsys_lib.splits.Split` every benchmark run (and
+        :mod:`recsys_lib.compare`) uses.
+
+    Explained in notebook 05.
+    """
+    if tie_seed is not None:
+        ratings = shuffle_ties(ratings, tie_seed)
+    return leave_last_out(ratings, validation=True, short_users="train")
+
+
 def _grid(**axes) -> list[dict]:
     keys = list(axes)
     return [dict(zip(keys, values, strict=True)) for values in itertools.product(*axes.values())]
@@ -188,9 +207,7 @@ def run(model_name: str, dataset: str, out: Path, data_dir: str | None = None,
         raise ValueError(f"unknown model {model_name!r}; choose one of {', '.join(MODELS)}")
     started = time.perf_counter()
     ratings, items = data if data is not None else load_movielens(dataset, data_dir)
-    if tie_seed is not None:
-        ratings = shuffle_ties(ratings, tie_seed)
-    split = leave_last_out(ratings, validation=True, short_users="train")
+    split = protocol_split(ratings, tie_seed)
     factory, full_grid, quick_grid = MODELS[model_name]
     tuning = validation_scores(model_name, quick_grid if quick else full_grid,
                                split, items, seed, progress)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from recsys_lib.benchmark import protocol_split
 from recsys_lib.data import load_movielens
 from recsys_lib.metrics import relevant_items
-from recsys_lib.splits import leave_last_out, shuffle_ties
 from recsys_lib.stats import PairedComparison, paired_bootstrap, per_user_metric
 
 
@@ -77,9 +77,7 @@ def compare_runs(folder_a: str | Path, folder_b: str | Path, data_dir: str | Non
             raise ValueError(f"the runs differ in {key}: {run_a.get(key)!r} vs {run_b.get(key)!r}; "
                              "a paired comparison needs the same test split")
     ratings, _ = load_movielens(run_a["dataset"], data_dir)
-    if tie_seed_of(run_a) is not None:
-        ratings = shuffle_ties(ratings, tie_seed_of(run_a))
-    relevant = relevant_items(leave_last_out(ratings, validation=True, short_users="train").test)
+    relevant = relevant_items(protocol_split(ratings, tie_seed_of(run_a)).test)
     for run, recs in ((folder_a, recs_a), (folder_b, recs_b)):
         if set(recs) != set(relevant):
             raise ValueError(f"{run}: its test users are not those of the rebuilt split")

@@ -49,8 +49,6 @@ def test_quick_runs_and_empty_folders_are_refused(tmp_path):
 
 def test_readme_tables_match_the_committed_results():
     """Every results table in the README is exactly what results/<dataset> generates."""
-    from recsys_lib.config import REPO_ROOT
-
     folders = [p for p in sorted((REPO_ROOT / "results").iterdir())
                if p.is_dir() and any(p.rglob("metrics.json"))]  # benchmark folders
     assert len(folders) >= 3

@@ -23,12 +23,16 @@ there, exact everywhere).
 from __future__ import annotations
 
 import keras
-import numpy as np
 from keras import ops
 
 from recsys_lib.checks import check_float, check_int
 from recsys_lib.config import DEFAULT_SEED
-from recsys_lib.models.sasrec import SequenceRecommender, load_model_file
+from recsys_lib.models.sasrec import (
+    SequenceRecommender,
+    load_model_file,
+    plain_ids,
+    tied_logits,
+)
 from recsys_lib.preprocessing import IdEncoder
 
 
@@ -90,10 +94,7 @@ class GRU4Rec(keras.Model):
 
         Explained in notebook 10.
         """
-        table = self.item_embedding.embeddings  # (n_items + 1, d)
-        scores = ops.matmul(hidden, ops.transpose(table))
-        pad = ops.one_hot(ops.zeros((), "int32"), self.n_items + 1) * -1e9
-        return scores + ops.cast(pad, scores.dtype)
+        return tied_logits(hidden, self.item_embedding.embeddings, self.n_items)
 
     def call(self, sequences, training=None):
         return self.logits(self.hidden(sequences, training=training))
@@ -101,7 +102,7 @@ class GRU4Rec(keras.Model):
     def get_config(self) -> dict:
         return {"n_items": self.n_items, "max_len": self.max_len, "d_model": self.d_model,
                 "num_layers": self.num_layers, "dropout": self.dropout_rate,
-                "item_ids": [i.item() if isinstance(i, np.generic) else i for i in self.item_ids],
+                "item_ids": plain_ids(self.item_ids),
                 "name": self.name}
 
 

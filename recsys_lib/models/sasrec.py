@@ -34,6 +34,30 @@ from recsys_lib.splits import order_by_user_time
 from recsys_lib.training import KerasRecommender
 
 
+def tied_logits(hidden, table, n_items: int):
+    """Scores of every item index for each hidden state, ``hidden @ table.T`` (tied item
+    embeddings), with column 0 (padding) forced to a large negative number.
+
+    Args:
+        hidden: (..., d) hidden states.
+        table: (n_items + 1, d) the input item embedding matrix.
+        n_items: catalogue size.
+
+    Returns:
+        (..., n_items + 1) logits.
+
+    Explained in notebook 10.
+    """
+    scores = ops.matmul(hidden, ops.transpose(table))
+    pad = ops.one_hot(ops.zeros((), "int32"), n_items + 1) * -1e9
+    return scores + ops.cast(pad, scores.dtype)
+
+
+def plain_ids(item_ids: list) -> list:
+    """Item ids as plain Python values (NumPy scalars become int/str) for a JSON config."""
+    return [i.item() if isinstance(i, np.generic) else i for i in item_ids]
+
+
 @keras.saving.register_keras_serializable(package="recsys_lib")
 class SASRec(keras.Model):
     """Maps left-padded item sequences (batch, T) to logits over items (batch, T, n_items + 1).
@@ -80,10 +104,7 @@ class SASRec(keras.Model):
 
     def logits(self, hidden):
         """Scores of every item index for each hidden state (tied item embeddings)."""
-        table = self.embed.item_embedding.embeddings  # (n_items + 1, d)
-        scores = ops.matmul(hidden, ops.transpose(table))
-        pad = ops.one_hot(ops.zeros((), "int32"), self.n_items + 1) * -1e9
-        return scores + ops.cast(pad, scores.dtype)
+        return tied_logits(hidden, self.embed.item_embedding.embeddings, self.n_items)
 
     def call(self, sequences, training=None):
         return self.logits(self.hidden(sequences, training=training))
@@ -92,7 +113,7 @@ class SASRec(keras.Model):
         return {"n_items": self.n_items, "max_len": self.max_len, "d_model": self.d_model,
                 "num_heads": self.num_heads, "num_blocks": self.num_blocks, "d_ff": self.d_ff,
                 "dropout": self.dropout_rate,
-                "item_ids": [i.item() if isinstance(i, np.generic) else i for i in self.item_ids],
+                "item_ids": plain_ids(self.item_ids),
                 "name": self.name}
 
 

@@ -116,11 +116,11 @@ def train_and_export(dataset: str, out: str | Path, *, data_dir: str | None = No
 
     Notebook 12 explains it.
     """
+    from recsys_lib.benchmark import protocol_split
     from recsys_lib.data import load_movielens
-    from recsys_lib.splits import leave_last_out
 
     ratings, items = data if data is not None else load_movielens(dataset, data_dir)
-    split = leave_last_out(ratings, validation=True, short_users="train")
+    split = protocol_split(ratings)  # the benchmark's leave-last-out split
     import_tensorflow_quietly()
     from recsys_lib.models.sasrec import SASRecRecommender
 

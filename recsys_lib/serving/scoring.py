@@ -173,16 +173,24 @@ class Scorer:
         columns = self.popular_columns[mask][:k]
         return self.item_ids[columns].tolist(), self.popular_counts[mask][:k].tolist()
 
+    def _prepare(self, history: list[int], k: int) -> tuple:
+        """``(k, columns, unknown, fallback)``: the checked k, the known columns, the unknown
+        ids, and the popularity answer when no item is known (cold start), else None."""
+        k = check_k(k)
+        columns, unknown = self.known_columns(history)
+        if len(columns):
+            return k, columns, unknown, None
+        items, scores = self.popular(columns, k)
+        return k, columns, unknown, Recommendation(items, scores, unknown, POPULARITY, 0)
+
     def recommend_detailed(self, history: list[int], k: int = 10) -> Recommendation:
         """Like :meth:`recommend`, returning a :class:`Recommendation` (with history_used).
 
         Notebook 12 explains it.
         """
-        k = check_k(k)
-        columns, unknown = self.known_columns(history)
-        if not len(columns):
-            items, scores = self.popular(columns, k)
-            return Recommendation(items, scores, unknown, POPULARITY, 0)
+        k, columns, unknown, fallback = self._prepare(history, k)
+        if fallback is not None:
+            return fallback
         scores = self.score_batch(pad_left(columns, self.max_len))[0]
         return self._ranked(scores, columns, k, unknown)
 
@@ -323,11 +331,9 @@ class BatchingScorer(Scorer):
 
         Notebook 12 explains it.
         """
-        k = check_k(k)
-        columns, unknown = self.known_columns(history)
-        if not len(columns):
-            items, scores = self.popular(columns, k)
-            return Recommendation(items, scores, unknown, POPULARITY, 0)
+        k, columns, unknown, fallback = self._prepare(history, k)
+        if fallback is not None:
+            return fallback
         if self._closed:
             return await asyncio.to_thread(self.recommend_detailed, history, k)
         future = asyncio.get_running_loop().create_future()
