@@ -128,6 +128,15 @@ MODELS: dict[str, tuple[Callable, list[dict], list[dict]]] = {
                 # test 0.027 (popularity 0.020), 9 min on 2 busy cores
                 [{"max_len": 50, "d_model": 64, "epochs": 10, "eval_every": 2,
                   "learning_rate": 1e-2, "progress": False}]),
+    # BERT4Rec (notebook 11): SASRec's sizes, bidirectional attention, the cloze task; a masked
+    # item is ~20% of a window, so it needs more epochs than SASRec
+    "bert4rec": (_factory("bert4rec", "BERT4RecRecommender", seeded=True),
+                 [{"max_len": 50, "d_model": 64, "num_blocks": 2, "num_heads": 2,
+                   "dropout": 0.2, "mask_rate": 0.2, "last_item_rate": 0.1, "epochs": 400,
+                   "patience": 4, "eval_every": 5}],
+                 [{"max_len": 50, "d_model": 32, "num_blocks": 1, "epochs": 10, "eval_every": 2,
+                   "batch_size": 32, "learning_rate": 2e-3, "mask_rate": 0.3,
+                   "progress": False}]),
 }
 
 

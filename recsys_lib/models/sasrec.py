@@ -199,14 +199,20 @@ class SequenceRecommender(KerasRecommender):
     def _fit(self, matrix: sp.csr_matrix) -> None:
         keras.utils.set_random_seed(self.seed)
         self.histories_ = self._histories(self.train_)
-        self.windows_ = training_windows(list(self.histories_.values()), self.max_len)
+        self.windows_ = self._training_windows(list(self.histories_.values()))
         if not len(self.windows_[0]):
             raise ValueError("no user has two or more training interactions, so there is no "
                              f"next item to learn from; {self.label} needs histories of length "
                              ">= 2")
         self.model_ = self._build_model()
-        self.model_.build((None, self.max_len))
+        if not self.model_.built:  # a warm start (BERT4Rec's pretrained=) is built already
+            self.model_.build((None, self.max_len))
         self._train(self._training_model(), self._epoch_data, shuffle=True)
+
+    def _training_windows(self, histories: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """The arrays :meth:`_epoch_data` draws from, one row per training window: here the
+        next-item inputs and targets of :func:`training_windows` (BERT4Rec overrides it)."""
+        return training_windows(histories, self.max_len)
 
     def _training_model(self) -> keras.Model:
         """The compiled Keras model that training fits: the network with the full softmax.
