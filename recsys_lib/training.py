@@ -161,7 +161,8 @@ def train_keras(model: Any, epoch_data: Callable[[int], EpochData], *, epochs: i
         model: a compiled ``keras.Model`` (anything with ``fit``, ``get_weights`` and
             ``set_weights``).
         epoch_data: ``epoch_data(epoch)`` returns the epoch's ``(x, y)`` or
-            ``(x, y, sample_weight)`` for ``model.fit``.
+            ``(x, y, sample_weight)`` for ``model.fit``, or a dataset of batches (e.g. a
+            ``tf.data.Dataset``, which ``batch_size`` and ``shuffle`` do not apply to).
         epochs: at most this many epochs.
         batch_size: examples per gradient step.
         validate: returns validation metrics (see :func:`validation_metrics`); None trains
@@ -190,9 +191,13 @@ def train_keras(model: Any, epoch_data: Callable[[int], EpochData], *, epochs: i
     run = TrainingRun()
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        x, y, *weights = epoch_data(epoch)
-        fitted = model.fit(x, y, sample_weight=weights[0] if weights else None,
-                           batch_size=batch_size, epochs=1, shuffle=shuffle, verbose=0)
+        data = epoch_data(epoch)
+        if isinstance(data, tuple):
+            x, y, *weights = data
+            fitted = model.fit(x, y, sample_weight=weights[0] if weights else None,
+                               batch_size=batch_size, epochs=1, shuffle=shuffle, verbose=0)
+        else:  # a dataset of ready-made batches (e.g. tf.data, notebook 13)
+            fitted = model.fit(data, epochs=1, shuffle=False, verbose=0)
         row = {"epoch": epoch, "loss": float(fitted.history["loss"][-1]),
                "seconds": round(time.perf_counter() - start, 2)}
         if validate is not None and (epoch % eval_every == 0 or epoch == epochs):

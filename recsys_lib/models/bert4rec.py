@@ -94,8 +94,11 @@ class BERT4Rec(keras.Model):
         x = self.embed(sequences, training=training)
         maps = []
         for block in self.blocks:
-            x, scores = block(x, real, training=training, return_attention_scores=True)
-            maps.append(scores)
+            if return_attention:
+                x, scores = block(x, real, training=training, return_attention_scores=True)
+                maps.append(scores)
+            else:
+                x = block(x, real, training=training)
         x = self.final_norm(x)
         return (x, maps) if return_attention else x
 

@@ -44,11 +44,15 @@ def tied_logits(hidden, table, n_items: int):
         n_items: catalogue size.
 
     Returns:
-        (..., n_items + 1) logits.
+        (..., n_items + 1) float32 logits (also under a mixed precision policy).
 
-    Explained in notebook 10.
+    Explained in notebook 10 (mixed precision in notebook 13).
     """
-    scores = ops.matmul(hidden, ops.transpose(table))
+    # Under a mixed precision policy (notebook 13) the product runs in the hidden states'
+    # 16-bit type, but the scores are returned in float32: the softmax over the whole
+    # catalogue (and its -1e9 for padding) needs float32's range and precision.
+    scores = ops.matmul(hidden, ops.transpose(ops.cast(table, hidden.dtype)))
+    scores = ops.cast(scores, "float32")
     pad = ops.one_hot(ops.zeros((), "int32"), n_items + 1) * -1e9
     return scores + ops.cast(pad, scores.dtype)
 
@@ -97,8 +101,11 @@ class SASRec(keras.Model):
         x = self.embed(sequences, training=training)
         maps = []
         for block in self.blocks:
-            x, scores = block(x, real, training=training, return_attention_scores=True)
-            maps.append(scores)
+            if return_attention:
+                x, scores = block(x, real, training=training, return_attention_scores=True)
+                maps.append(scores)
+            else:
+                x = block(x, real, training=training)
         x = self.final_norm(x)
         return (x, maps) if return_attention else x
 
@@ -133,6 +140,12 @@ def left_pad(sequences: list[np.ndarray], max_len: int) -> np.ndarray:
     return out
 
 
+def _bucket_width(batch: np.ndarray, max_len: int) -> int:
+    """The smallest bucket width that holds every real item of a left-padded batch."""
+    longest = int((batch > 0).sum(axis=1).max()) if len(batch) else 1
+    return next(w for w in bucket_boundaries(max_len) if w >= longest)
+
+
 def training_windows(sequences: list[np.ndarray], max_len: int) -> tuple[np.ndarray, np.ndarray]:
     """Inputs and next-item targets for every position: input = s[:-1], target = s[1:].
 
@@ -154,6 +167,112 @@ def training_windows(sequences: list[np.ndarray], max_len: int) -> tuple[np.ndar
             targets.append(window[1:])
             end -= max_len
     return left_pad(inputs, max_len), left_pad(targets, max_len)
+
+
+def bucket_boundaries(max_len: int) -> list[int]:
+    """Window widths of the length buckets: ``max_len`` / 4, / 2 and ``max_len``, each
+    rounded up to a multiple of 8 (few distinct shapes, so XLA compiles few programs).
+
+    Explained in notebook 13.
+    """
+    widths = {min(max_len, -(-max_len // (2 ** i) // 8) * 8) for i in range(3)}
+    return sorted(w for w in widths if w > 0)
+
+
+def length_batches(lengths: np.ndarray, batch_size: int, boundaries: list[int],
+                   rng: np.random.Generator,
+                   batch_tokens: int | None = None) -> list[tuple[np.ndarray, int]]:
+    """Batches of window indices grouped by length: each window goes to the smallest bucket
+    width that holds its real items, each bucket is shuffled and cut into batches, and the
+    batches are shuffled, so an epoch still visits every window once in a random order.
+
+    Args:
+        lengths: (n_windows,) real items per window (>= 1).
+        batch_size: windows per batch (the last batch of a bucket may be smaller).
+        boundaries: increasing bucket widths, the last >= ``lengths.max()``.
+        rng: a seeded NumPy Generator.
+        batch_tokens: if given, a batch of width ``w`` holds ``batch_tokens // w`` windows
+            instead of ``batch_size``: every step then computes about the same number of
+            positions (wide batches of huge logit tensors are slower per position on a CPU).
+
+    Returns:
+        ``(indices, width)`` per batch: crop those windows to their last ``width`` columns.
+
+    Raises:
+        ValueError: a window longer than the largest bucket.
+
+    Explained in notebook 13.
+    """
+    lengths = np.asarray(lengths)
+    if len(lengths) and lengths.max() > boundaries[-1]:
+        raise ValueError(f"a window has {lengths.max()} items, more than the largest bucket "
+                         f"width {boundaries[-1]}; the last boundary must be max_len")
+    bucket = np.searchsorted(np.asarray(boundaries), lengths)  # smallest width >= length
+    batches = []
+    for b, width in enumerate(boundaries):
+        members = rng.permutation(np.flatnonzero(bucket == b))
+        rows = rows_per_batch(width, batch_size, batch_tokens)
+        batches += [(members[i:i + rows], width) for i in range(0, len(members), rows)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def rows_per_batch(width: int, batch_size: int, batch_tokens: int | None = None) -> int:
+    """Windows in a batch of this width: ``batch_size``, or ``batch_tokens // width``.
+
+    Explained in notebook 13.
+    """
+    return batch_size if batch_tokens is None else max(1, batch_tokens // width)
+
+
+def bucketed_dataset(inputs: np.ndarray, targets: np.ndarray, batch_size: int,
+                     rng: np.random.Generator, boundaries: list[int] | None = None,
+                     batch_tokens: int | None = None):
+    """One epoch of next-item batches as a ``tf.data.Dataset``, each batch cropped to its
+    length bucket (left padding that no window of the batch needs is not computed). The
+    last, smaller batch of a bucket is filled up with all-padding rows (loss weight 0), so
+    each bucket has one shape and XLA compiles one program per bucket.
+
+    The loss weights are the target mask times ``rows * width / mean targets per batch``:
+    Keras divides a batch's weighted loss by ``rows * width``, so every real target
+    weighs the same in every batch, whatever its width (the gradient of an epoch is that of
+    the summed cross-entropy of its targets, up to one constant). The epoch loss Keras
+    reports averages the batches weighted by their rows, so it is not comparable with the
+    loss of ``bucketing=False``.
+
+    Args:
+        inputs, targets: (n_windows, max_len) left-padded arrays of :func:`training_windows`.
+        batch_size: windows per batch.
+        rng: a seeded NumPy Generator (the epoch's order).
+        boundaries: bucket widths; default :func:`bucket_boundaries` of ``max_len``.
+        batch_tokens: positions per batch instead of ``batch_size`` rows (see
+            :func:`length_batches`).
+
+    Returns:
+        A dataset of ``(inputs, targets, weights)`` batches, prefetched.
+
+    Explained in notebook 13.
+    """
+    import tensorflow as tf
+
+    max_len = inputs.shape[1]
+    boundaries = boundaries or bucket_boundaries(max_len)
+    real = targets > 0
+    batches = length_batches(real.sum(axis=1), batch_size, boundaries, rng, batch_tokens)
+    per_batch = real.sum() / max(len(batches), 1)
+
+    def generate():
+        for rows, width in batches:
+            x, y = inputs[rows, max_len - width:], targets[rows, max_len - width:]
+            missing = rows_per_batch(width, batch_size, batch_tokens) - len(rows)
+            if missing > 0:  # all-padding rows: no loss, no attention to them
+                x, y = (np.pad(a, ((0, missing), (0, 0))) for a in (x, y))
+            weight = (y > 0) * np.float32(len(x) * width / per_batch)
+            yield x, y, weight.astype(np.float32)
+
+    spec = tf.TensorSpec((None, None), tf.int32)
+    return tf.data.Dataset.from_generator(
+        generate, output_signature=(spec, spec, tf.TensorSpec((None, None), tf.float32))
+    ).apply(tf.data.experimental.assert_cardinality(len(batches))).prefetch(tf.data.AUTOTUNE)
 
 
 class SequenceRecommender(KerasRecommender):
@@ -225,10 +344,21 @@ class SequenceRecommender(KerasRecommender):
             jit_compile=self.jit_compile)
         return self.model_
 
-    def _epoch_data(self, epoch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Inputs, next-item targets and the loss mask (padding targets do not count)."""
+    def _epoch_data(self, epoch: int):
+        """Inputs, next-item targets and the loss mask (padding targets do not count); with
+        ``bucketing``, a ``tf.data.Dataset`` of batches cropped to their length bucket
+        (:func:`bucketed_dataset`, shuffled by ``(seed, epoch)``)."""
         inputs, targets = self.windows_
+        if self._bucketing:
+            rng = np.random.default_rng([self.seed, epoch])
+            return bucketed_dataset(inputs, targets, self.batch_size, rng,
+                                    batch_tokens=getattr(self, "batch_tokens", None))
         return inputs, targets, (targets > 0).astype("float32")
+
+    @property
+    def _bucketing(self) -> bool:
+        """Whether training and scoring crop batches to length buckets (notebook 13)."""
+        return bool(getattr(self, "bucketing", False))
 
     def _histories(self, table: pd.DataFrame) -> dict:
         """user_id -> array of item indices (1-based), oldest first."""
@@ -286,7 +416,9 @@ class SequenceRecommender(KerasRecommender):
         batch = left_pad(histories, self.max_len)
         out = []
         for start in range(0, len(batch), 256):
-            hidden = self.model_.hidden(batch[start:start + 256], training=False)
+            chunk = batch[start:start + 256]
+            width = _bucket_width(chunk, self.max_len) if self._bucketing else self.max_len
+            hidden = self.model_.hidden(chunk[:, self.max_len - width:], training=False)
             logits = self.model_.logits(hidden[:, -1, :])  # last position = most recent item
             out.append(ops.convert_to_numpy(logits)[:, 1:])
         return np.concatenate(out) if out else np.zeros((0, len(self.items_)))
@@ -327,6 +459,14 @@ class SASRecRecommender(SequenceRecommender):
         progress: print one line per epoch (loss, validation NDCG@10 and HR@10, seconds).
         seed: seeds Keras, NumPy and Python for a reproducible run on CPU.
         jit_compile: compile the training step with XLA (about twice as fast on CPU).
+        bucketing: feed training batches through ``tf.data``, each cropped to the length
+            bucket of its longest window, and crop scoring batches the same way (notebook
+            13: the same model and loss, much faster for long ``max_len``; the benchmark
+            uses it). False (the default, which notebook 10's stored results were made
+            with) pads every window to ``max_len``.
+        batch_tokens: with bucketing, positions per batch (``batch_tokens // width``
+            windows) instead of ``batch_size`` windows; e.g. ``128 * 50`` trains
+            ``max_len=200`` with the step size of ``max_len=50`` (notebook 13).
 
     Raises:
         ArgumentError: a size or count that is not a positive integer, a dropout outside
@@ -342,9 +482,13 @@ class SASRecRecommender(SequenceRecommender):
                  num_blocks: int = 2, d_ff: int | None = None, dropout: float = 0.2,
                  epochs: int = 200, batch_size: int = 128, learning_rate: float = 1e-3,
                  patience: int = 5, eval_every: int = 1, progress: bool = True,
-                 seed: int = DEFAULT_SEED, jit_compile: bool = True) -> None:
+                 seed: int = DEFAULT_SEED, jit_compile: bool = True,
+                 bucketing: bool = False, batch_tokens: int | None = None) -> None:
         super().__init__(epochs, batch_size, learning_rate, patience, eval_every, progress,
                          seed)
+        self.bucketing = bool(bucketing)
+        self.batch_tokens = None if batch_tokens is None else check_int("batch_tokens",
+                                                                         batch_tokens)
         self.max_len, self.d_model = check_int("max_len", max_len), check_int("d_model", d_model)
         self.num_heads = check_int("num_heads", num_heads)
         self.num_blocks = check_int("num_blocks", num_blocks)

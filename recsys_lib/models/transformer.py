@@ -45,7 +45,9 @@ def sinusoidal_positions(length: int, d_model: int) -> np.ndarray:
 class ItemPositionEmbedding(keras.layers.Layer):
     """Item embedding (scaled by sqrt(d_model)) plus a position embedding, then dropout.
 
-    Padding positions (item 0) are zeroed after the sum, so they carry no signal.
+    Padding positions (item 0) are zeroed after the sum, so they carry no signal. A sequence
+    shorter than ``max_len`` gets the *last* positions (it is a left-padded sequence with its
+    padding cropped), so the newest item always has position ``max_len - 1``.
 
     Args:
         n_items: number of real items (indices 1..n_items; 0 is padding).
@@ -78,12 +80,16 @@ class ItemPositionEmbedding(keras.layers.Layer):
         self.built = True
 
     def call(self, sequences, training=None):
+        # Positions count from the right: sequences are left-padded, so the newest item is
+        # always position max_len - 1, also in a batch cropped to its longest window (the
+        # length buckets of SASRecRecommender): cropping left padding changes nothing.
         length = ops.shape(sequences)[1]
         x = self.item_embedding(sequences) * math.sqrt(self.d_model)  # (batch, T, d)
+        first = self.max_len - length
         if self.positions == "learned":
-            pos = self.position_embedding(ops.arange(length))  # (T, d)
+            pos = self.position_embedding(ops.arange(first, self.max_len))  # (T, d)
         else:
-            pos = ops.convert_to_tensor(self.fixed_positions)[:length]
+            pos = ops.convert_to_tensor(self.fixed_positions)[first:]
         x = self.dropout(x + pos[None, :, :], training=training)
         real = ops.cast(ops.not_equal(sequences, 0), x.dtype)[..., None]  # (batch, T, 1)
         return x * real
@@ -151,9 +157,11 @@ class CausalTransformerBlock(keras.layers.Layer):
         # key padding mask (batch, 1, T), combined with the causal mask inside the layer
         mask = ops.expand_dims(real, 1)
         source = self.norm_attention(x) if self.pre_ln else x
-        attended, scores = self.attention(source, source, attention_mask=mask,
-                                          use_causal_mask=self.causal, training=training,
-                                          return_attention_scores=True)
+        attended = self.attention(source, source, attention_mask=mask,
+                                  use_causal_mask=self.causal, training=training,
+                                  return_attention_scores=return_attention_scores)
+        if return_attention_scores:  # only when asked: Keras can then take a fused path
+            attended, scores = attended
         h = x + self.drop_attention(attended, training=training)
         if not self.pre_ln:
             h = self.norm_attention(h)
