@@ -25,6 +25,8 @@ notebook   modules
            ``models.gru4rec`` (GRU4Rec, a recurrent sequence baseline)
 12         ``serving`` (model bundles, the FastAPI service and its scorers, load tests,
            exact and FAISS retrieval)
+13         ``models.sasrec`` (length buckets, token budgets), ``distributed`` (tf.distribute
+           over worker processes), ``bigdata`` (large rating tables on one machine)
 exercises  ``exercises`` (checkers and the builder), ``grading`` (the teacher's grader)
 all        ``checks`` (argument checks with clear messages)
 =========  ===================================================================================

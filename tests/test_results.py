@@ -146,3 +146,24 @@ def test_readme_serving_numbers_come_from_results():
         assert recall == f"{run['recall@10']:.3f}", method
         assert p50 == (f"{run['p50_ms']:.1f}" if run["p50_ms"] >= 1 else f"{run['p50_ms']:.3f}")
         assert build == (f"{run['build_s']:.1f}" if run["build_s"] else "0"), method
+
+
+def test_readme_training_at_scale_numbers_come_from_results():
+    """The README's epoch-time and distribution tables are results/ml-100k-speed and
+    results/distributed, digit for digit."""
+    speed = json.loads((REPO_ROOT / "results/ml-100k-speed/epoch_times.json").read_text())
+    rows = _readme_rows("### Training at scale (notebook 13)", "Why: one step's cost")
+    assert [row[0] for row in rows[1:]] == list(speed["runs"])
+    for name, windows, epoch_s, ratio, first in rows[1:]:
+        run = speed["runs"][name]
+        assert (windows, epoch_s, first) == (f"{run['windows']:,}", f"{run['epoch_s']:.1f}",
+                                             f"{run['first_epoch_s']:.1f}"), name
+        assert ratio == f"{speed['ratio_to_max_len_50_padded'][name]:.2f}", name
+    rows = _readme_rows("Data parallelism with TensorFlow's own engine", "The runs agree")
+    assert [row[0] for row in rows[1:]] == ["single", "multiworker", "mirrored"]
+    for strategy, replicas, batch, loss, ndcg, seconds in rows[1:]:
+        run = json.loads((REPO_ROOT / f"results/distributed/{strategy}-quick/result.json")
+                         .read_text())
+        assert (replicas, batch) == (str(run["replicas_in_sync"]), str(run["global_batch"]))
+        assert loss == f"{run['loss'][-1]:.5f}" and ndcg == f"{run['val_ndcg@10']:.4f}"
+        assert seconds == f"{run['train_seconds']:.1f}", strategy
