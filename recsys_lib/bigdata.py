@@ -492,7 +492,10 @@ def check_dtypes(dtypes: Mapping[str, Any] | None) -> dict[str, np.dtype]:
 
 def _fill_columns(path: Path, columns: dict[str, np.ndarray], chunk_rows: int) -> int:
     """Parse ``path`` chunk by chunk into the preallocated ``columns``; return rows read."""
-    csv_dtypes = {csv: columns[course].dtype for csv, course in COURSE_NAMES.items()}
+    # Integers are parsed as int64 and range-checked before they go into a narrower column:
+    # some pandas versions (2.2 among them) wrap a value that does not fit the requested dtype.
+    csv_dtypes = {csv: np.dtype("int64") if columns[course].dtype.kind in "iu"
+                  else columns[course].dtype for csv, course in COURSE_NAMES.items()}
     capacity = len(columns["user_id"])
     filled = 0
     shown = {csv: str(dtype) for csv, dtype in csv_dtypes.items()}
@@ -504,7 +507,8 @@ def _fill_columns(path: Path, columns: dict[str, np.ndarray], chunk_rows: int) -
                     raise DatasetError(f"{path} has more rows than its lines: it changed "
                                        "while being read. Read it again.")
                 for csv, course in COURSE_NAMES.items():
-                    columns[course][filled:end] = chunk[csv].to_numpy()
+                    columns[course][filled:end] = _fitting(chunk[csv].to_numpy(),
+                                                           columns[course].dtype, csv)
                 filled = end
     except (ValueError, OverflowError) as err:
         raise DatasetError(
@@ -512,6 +516,17 @@ def _fill_columns(path: Path, columns: dict[str, np.ndarray], chunk_rows: int) -
             f"{shown}: {err}. A value is not a number "
             "or does not fit its dtype; read with dtypes=WIDE_DTYPES to check.") from err
     return filled
+
+
+def _fitting(values: np.ndarray, dtype: np.dtype, column: str) -> np.ndarray:
+    """``values`` if they all fit ``dtype`` (an integer type); raises ValueError otherwise."""
+    if dtype.kind in "iu" and len(values):
+        info = np.iinfo(dtype)
+        low, high = values.min(), values.max()
+        if low < info.min or high > info.max:
+            raise ValueError(f"column {column} holds {low}..{high}, outside {dtype}'s range "
+                             f"{info.min}..{info.max}")
+    return values
 
 
 # -------------------------------------------------------------------------- column cache
