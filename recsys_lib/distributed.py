@@ -98,8 +98,6 @@ import numpy as np
 from recsys_lib.checks import ArgumentError, check_choice, check_float, check_int
 from recsys_lib.config import DEFAULT_SEED
 from recsys_lib.data import DATASET_NAMES
-from recsys_lib.models.base import Recommender
-from recsys_lib.splits import order_by_user_time
 
 HOST = "127.0.0.1"
 #: ``--strategy`` values: several worker processes, one process with several devices, or
@@ -632,50 +630,22 @@ def _write_json(path: Path, data: Mapping) -> None:
 
 
 # ----------------------------------------------------------------------------- worker
-class SequenceHistories(Recommender):
-    """The course's recommender interface around a SASRec network trained elsewhere.
-
-    ``fit(train)`` only encodes the ids and collects each user's item-index history (oldest
-    first); after setting ``model_`` (a built :class:`recsys_lib.models.sasrec.SASRec`),
-    ``recommend`` scores the full catalogue after each user's history, with seen items
-    excluded, exactly like ``SASRecRecommender``, so :func:`recsys_lib.training
-    .validation_metrics` applies the course protocol.
-
-    Args:
-        max_len: the longest history the network reads.
+def histories_recommender(train, max_len: int):
+    """A :class:`recsys_lib.models.sasrec.SASRecRecommender` that has read ``train`` (the id
+    encoders and each user's item-index history, oldest first) but trained nothing: set its
+    ``model_`` to a trained SASRec network and ``recommend`` scores the full catalogue after
+    each user's history with seen items excluded, SASRecRecommender's own scoring, so
+    :func:`recsys_lib.training.validation_metrics` applies the course protocol.
 
     Explained in notebook 13.
     """
+    from recsys_lib.models.sasrec import SASRecRecommender
 
-    name = "sasrec"
+    class HistoriesOnly(SASRecRecommender):
+        def _fit(self, matrix) -> None:
+            self.histories_ = self._histories(self.train_)
 
-    def __init__(self, max_len: int) -> None:
-        self.max_len = check_int("max_len", max_len)
-        self.model_ = None
-
-    def _fit(self, matrix) -> None:
-        ordered = order_by_user_time(self.train_)
-        idx = self.items_.transform(ordered["item_id"]) + 1
-        users = ordered["user_id"].to_numpy()
-        cuts = np.flatnonzero(users[1:] != users[:-1]) + 1
-        self.histories_ = {chunk_users[0]: chunk for chunk_users, chunk in
-                           zip(np.split(users, cuts), np.split(idx, cuts), strict=True)}
-
-    def _score(self, user_idx: np.ndarray) -> np.ndarray:
-        from keras import ops
-
-        from recsys_lib.models.sasrec import left_pad
-
-        if self.model_ is None:
-            raise RuntimeError("set model_ to a trained SASRec before recommending")
-        users = self.users_.inverse_transform(user_idx)
-        batch = left_pad([self.histories_[u] for u in users], self.max_len)
-        out = []
-        for start in range(0, len(batch), 256):
-            hidden = self.model_.hidden(batch[start:start + 256], training=False)
-            logits = self.model_.logits(hidden[:, -1, :])  # last position = newest item
-            out.append(ops.convert_to_numpy(logits)[:, 1:])
-        return np.concatenate(out) if out else np.zeros((0, len(self.items_)))
+    return HistoriesOnly(max_len=max_len, progress=False).fit(train)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
@@ -897,7 +867,7 @@ def run_worker(config: DistributedConfig) -> dict:
     from recsys_lib.training import validation_metrics
 
     keras.utils.set_random_seed(config.seed)
-    histories = SequenceHistories(config.max_len).fit(split.train)
+    histories = histories_recommender(split.train, config.max_len)
     keep = config.windows_per_user * config.max_len + 1  # the newest windows_per_user windows
     inputs, targets = training_windows(
         [h[-keep:] if config.windows_per_user else h for h in histories.histories_.values()],
