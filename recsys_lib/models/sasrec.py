@@ -95,10 +95,13 @@ class SASRec(keras.Model):
         self.final_norm.build(shape)
         self.built = True
 
-    def hidden(self, sequences, training=None, return_attention=False):
-        """Hidden states (batch, T, d_model); optionally each block's attention weights."""
+    def hidden(self, sequences, training=None, return_attention=False, item_vectors=None):
+        """Hidden states (batch, T, d_model); optionally each block's attention weights
+        (a list of (batch, heads, T, T) arrays). ``item_vectors`` (batch, T, d_model), if
+        given, replaces the item embedding lookup (see :class:`ItemPositionEmbedding`; the
+        attributions of notebook 14 differentiate with respect to it)."""
         real = ops.not_equal(sequences, 0)
-        x = self.embed(sequences, training=training)
+        x = self.embed(sequences, training=training, item_vectors=item_vectors)
         maps = []
         for block in self.blocks:
             if return_attention:
@@ -458,12 +461,14 @@ class SASRecRecommender(SequenceRecommender):
         eval_every: validate every this many epochs.
         progress: print one line per epoch (loss, validation NDCG@10 and HR@10, seconds).
         seed: seeds Keras, NumPy and Python for a reproducible run on CPU.
-        jit_compile: compile the training step with XLA (about twice as fast on CPU).
+        jit_compile: compile the training step with XLA (1.3-1.5x faster for the benchmark's
+            model on ml-100k on a CPU, slower for a small model over a large catalogue:
+            notebook 13).
         bucketing: feed training batches through ``tf.data``, each cropped to the length
             bucket of its longest window, and crop scoring batches the same way (notebook
-            13: the same model and loss, much faster for long ``max_len``; the benchmark
-            uses it). False (the default, which notebook 10's stored results were made
-            with) pads every window to ``max_len``.
+            13: the same model and loss, half the epoch time at ``max_len`` 200 on ml-100k;
+            the benchmark does not use it). False (the default, which notebook 10's stored
+            results were made with) pads every window to ``max_len``.
         batch_tokens: with bucketing, positions per batch (``batch_tokens // width``
             windows) instead of ``batch_size`` windows; e.g. ``128 * 50`` trains
             ``max_len=200`` with the step size of ``max_len=50`` (notebook 13).
