@@ -53,6 +53,7 @@ COLAB_COURSE_PACKAGES = (
     "tensorflow", "keras", "numpy", "pandas", "scipy", "matplotlib", "tqdm", "nbformat",
     "nbclient", "ipykernel", "ipython", "jupyter_client", "pytest", "setuptools", "pip",
     "fastapi", "uvicorn", "httpx",  # notebook 12's service
+    "dm-tree", "mpmath",  # what notebook 14's privacy accountant (dp-accounting) needs
 )
 #: The ones the environment summary names.
 COLAB_HEADLINE_PACKAGES = ("tensorflow", "keras", "numpy", "pandas")
