@@ -79,12 +79,21 @@ class ItemPositionEmbedding(keras.layers.Layer):
             self.fixed_positions = sinusoidal_positions(self.max_len, self.d_model)
         self.built = True
 
-    def call(self, sequences, training=None):
+    def call(self, sequences, training=None, item_vectors=None):
+        """Embed ``sequences`` (batch, T) into (batch, T, d_model).
+
+        ``item_vectors``, if given, replaces the item embedding lookup
+        ``self.item_embedding(sequences)`` (batch, T, d_model), e.g. a tensor a
+        ``GradientTape`` watches for gradient-times-input attributions (notebook 14);
+        ``sequences`` still sets the padding.
+        """
         # Positions count from the right: sequences are left-padded, so the newest item is
         # always position max_len - 1, also in a batch cropped to its longest window (the
         # length buckets of SASRecRecommender): cropping left padding changes nothing.
         length = ops.shape(sequences)[1]
-        x = self.item_embedding(sequences) * math.sqrt(self.d_model)  # (batch, T, d)
+        if item_vectors is None:
+            item_vectors = self.item_embedding(sequences)
+        x = item_vectors * math.sqrt(self.d_model)  # (batch, T, d)
         first = self.max_len - length
         if self.positions == "learned":
             pos = self.position_embedding(ops.arange(first, self.max_len))  # (T, d)
