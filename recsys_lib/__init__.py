@@ -27,6 +27,10 @@ notebook   modules
            exact and FAISS retrieval)
 13         ``models.sasrec`` (length buckets, token budgets), ``distributed`` (tf.distribute
            over worker processes), ``bigdata`` (large rating tables on one machine)
+14         ``models.fusion`` (content + ID item vectors), ``semantic_ids`` and
+           ``models.generative`` (generative retrieval), ``privacy`` (DP-SGD, the accountant,
+           federated averaging), ``attribution`` (explanations and deletion curves),
+           ``attacks`` (noise, duplicates, shilling, cleaning), ``compute`` (the compute bill)
 exercises  ``exercises`` (checkers and the builder), ``grading`` (the teacher's grader)
 all        ``checks`` (argument checks with clear messages)
 =========  ===================================================================================
