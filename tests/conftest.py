@@ -31,6 +31,7 @@ SLOW_FILES = {
     "test_serving.py": "trains a tiny SASRec and serves it (FastAPI's TestClient)",
     "test_serving_process.py": "trains a tiny SASRec and starts uvicorn server processes",
     "test_distributed.py": "starts TensorFlow worker processes",
+    "test_generative.py": "trains tiny Keras models (generative retrieval of notebook 14)",
 }
 #: In any test file, the tests defined below a comment line with these words start notebook
 #: kernels (see tests/test_grading.py).
