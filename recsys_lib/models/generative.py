@@ -42,8 +42,7 @@ from keras import ops
 from recsys_lib.checks import ArgumentError, check_float, check_int, check_k
 from recsys_lib.config import DEFAULT_SEED, set_seed
 from recsys_lib.models.base import top_k_indices
-from recsys_lib.models.sasrec import SequenceRecommender, left_pad, tied_logits
-from recsys_lib.models.transformer import CausalTransformerBlock, ItemPositionEmbedding
+from recsys_lib.models.sasrec import SASRec, SequenceRecommender, left_pad
 from recsys_lib.semantic_ids import ResidualKMeans, collision_rate, semantic_ids
 from recsys_lib.training import VALIDATION_K
 
@@ -148,7 +147,7 @@ def token_windows(histories: list[np.ndarray], item_tokens: np.ndarray,
 
 
 @keras.saving.register_keras_serializable(package="recsys_lib")
-class SemanticIdDecoder(keras.Model):
+class SemanticIdDecoder(SASRec):
     """Decoder-only causal Transformer over semantic-ID tokens: (batch, T) -> logits
     (batch, T, n_tokens + 1), with tied token embeddings and column 0 (padding) forced to a
     large negative number.
@@ -167,38 +166,11 @@ class SemanticIdDecoder(keras.Model):
     def __init__(self, n_tokens: int, length: int, d_model: int = 64, num_heads: int = 2,
                  num_blocks: int = 2, d_ff: int | None = None, dropout: float = 0.2,
                  **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.n_tokens, self.length, self.d_model = n_tokens, length, d_model
-        self.num_heads, self.num_blocks = num_heads, num_blocks
-        self.d_ff = d_ff or 4 * d_model
-        self.dropout_rate = dropout
-        self.embed = ItemPositionEmbedding(n_tokens, length, d_model, dropout, name="embed")
-        self.blocks = [CausalTransformerBlock(d_model, num_heads, self.d_ff, dropout,
-                                              name=f"block_{i}") for i in range(num_blocks)]
-        self.final_norm = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")
-
-    def build(self, input_shape) -> None:
-        self.embed.build(input_shape)
-        shape = (*input_shape, self.d_model)
-        for block in self.blocks:
-            block.build(shape)
-        self.final_norm.build(shape)
-        self.built = True
-
-    def hidden(self, sequences, training=None):
-        """Hidden states (batch, T, d_model)."""
-        real = ops.not_equal(sequences, 0)
-        x = self.embed(sequences, training=training)
-        for block in self.blocks:
-            x = block(x, real, training=training)
-        return self.final_norm(x)
-
-    def logits(self, hidden):
-        """Scores of every token for each hidden state (tied token embeddings)."""
-        return tied_logits(hidden, self.embed.item_embedding.embeddings, self.n_tokens)
-
-    def call(self, sequences, training=None):
-        return self.logits(self.hidden(sequences, training=training))
+        # SASRec's network with tokens as its "items": the same embedding, causal blocks,
+        # final norm, tied logits and forward pass (hidden, logits, call are SASRec's).
+        super().__init__(n_tokens, length, d_model, num_heads, num_blocks, d_ff, dropout,
+                         **kwargs)
+        self.n_tokens, self.length = n_tokens, length
 
     # ------------------------------------------------------------ cached decoding
     def history_cache(self, contexts: np.ndarray) -> tuple[dict, np.ndarray]:
